@@ -1,0 +1,121 @@
+"""Settings: read once from the environment into a frozen dataclass.
+
+``Settings.from_env`` is the only place in the project that reads ``os.environ``.
+Precedence: explicit argument (``dataclasses.replace``/constructor) > environment > default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import ConfigError
+
+APP_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_STORE = f"sqlite:///{APP_DIR / 'data' / 'catalog.db'}"
+TAGGERS = ("auto", "gemini", "clip", "off")
+MONGO_SEARCH_MODES = ("auto", "atlas", "exact")
+VECTOR_DTYPES = ("float32", "float16")
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-lite"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    store_url: str = DEFAULT_STORE
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str = "laion2b_s34b_b79k"
+    device: str = "cpu"
+    batch_size: int = 16
+    torch_threads: int = 0  # 0 = leave torch's default (one per core)
+    tagger: str = "auto"
+    gemini_api_key: str | None = dataclasses.field(default=None, repr=False)
+    gemini_model: str = DEFAULT_GEMINI_MODEL
+    gemini_base_url: str | None = None
+    gemini_concurrency: int = 4
+    admin_token: str | None = dataclasses.field(default=None, repr=False)
+    facet_candidates: int = 200
+    mongo_db: str = "similarity"
+    mongo_collection: str = "products"
+    mongo_search: str = "auto"
+    mongo_index: str = "vector_index"
+    ann_threshold: int = 50_000
+    vector_dtype: str = "float32"
+    seed_demo_on_empty: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("SIMILARITY_TAGGER", self.tagger, TAGGERS)
+        _check_choice("SIMILARITY_MONGO_SEARCH", self.mongo_search, MONGO_SEARCH_MODES)
+        _check_choice("SIMILARITY_VECTOR_DTYPE", self.vector_dtype, VECTOR_DTYPES)
+        if self.batch_size < 1 or self.facet_candidates < 1:
+            raise ConfigError("batch size and facet candidates must be at least 1")
+
+    @property
+    def random_weights(self) -> bool:
+        return self.clip_pretrained.strip().lower() == "none"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``); keyword overrides win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for field, (name, kind) in _ENV_FIELDS.items():
+            raw = _first(env, name)
+            if raw is not None:
+                values[field] = _parse(name, raw, kind)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+# field -> (environment variable name(s), type); the first variable that is set wins.
+_ENV_FIELDS: dict[str, tuple[tuple[str, ...], type]] = {
+    "store_url": (("SIMILARITY_STORE", "MONGODB_URI"), str),
+    "clip_model": (("SIMILARITY_CLIP_MODEL",), str),
+    "clip_pretrained": (("SIMILARITY_CLIP_PRETRAINED",), str),
+    "device": (("SIMILARITY_DEVICE",), str),
+    "batch_size": (("SIMILARITY_BATCH_SIZE",), int),
+    "torch_threads": (("SIMILARITY_TORCH_THREADS",), int),
+    "tagger": (("SIMILARITY_TAGGER",), str),
+    "gemini_api_key": (("GEMINI_API_KEY", "GOOGLE_API_KEY"), str),
+    "gemini_model": (("GEMINI_MODEL",), str),
+    "gemini_base_url": (("GEMINI_BASE_URL",), str),
+    "gemini_concurrency": (("SIMILARITY_GEMINI_CONCURRENCY",), int),
+    "admin_token": (("SIMILARITY_ADMIN_TOKEN",), str),
+    "facet_candidates": (("SIMILARITY_FACET_CANDIDATES",), int),
+    "mongo_db": (("SIMILARITY_MONGO_DB",), str),
+    "mongo_collection": (("SIMILARITY_MONGO_COLLECTION",), str),
+    "mongo_search": (("SIMILARITY_MONGO_SEARCH",), str),
+    "mongo_index": (("SIMILARITY_MONGO_INDEX",), str),
+    "ann_threshold": (("SIMILARITY_ANN_THRESHOLD",), int),
+    "vector_dtype": (("SIMILARITY_VECTOR_DTYPE",), str),
+    "seed_demo_on_empty": (("SIMILARITY_SEED_DEMO",), bool),
+}
+
+
+def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _parse(names: tuple[str, ...], raw: str, kind: type) -> object:
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{names[0]} must be true or false")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{names[0]} must be a whole number") from None
+    return raw.lower() if names[0] in ("SIMILARITY_TAGGER", "SIMILARITY_MONGO_SEARCH") else raw
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join(choices)}")

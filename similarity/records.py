@@ -1,0 +1,242 @@
+"""Plain records shared by every layer: products, filters, matches, results and tag schema."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import re
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, field_validator
+
+CATEGORIES = ("bags", "electronics", "shoes", "watches", "snacks", "fruits-vegetables", "other")
+COLORS = (
+    "black", "white", "grey", "silver", "gold", "red", "orange", "yellow",
+    "green", "blue", "navy", "purple", "pink", "brown", "beige", "multicolor",
+)  # fmt: skip
+AUDIENCES = ("men", "women", "kids", "unisex")
+# Filter/facet groups: name of the filter argument -> product attribute.
+FACET_GROUPS = {"categories": "category", "brands": "brand", "colors": "colors", "tags": "tags"}
+
+_SPACES = re.compile(r"\s+")
+_TAGS = re.compile(r"<[^<>]{0,200}>")
+_MARKUP = re.compile(r"[<>`]")
+_COLOR_ALIASES = {"gray": "grey", "multi": "multicolor", "multicolour": "multicolor", "tan": "beige"}
+_NO_BRAND = {"", "unknown", "n/a", "na", "none", "null", "generic", "unbranded", "-"}
+
+
+def clean_text(value: object, limit: int) -> str:
+    """Trim, collapse whitespace, strip markup characters and clip to ``limit`` characters."""
+    text = _MARKUP.sub("", _TAGS.sub(" ", html.unescape(str(value or ""))))
+    return _SPACES.sub(" ", text).strip()[:limit].strip()
+
+
+def facet_value(value: object, limit: int = 40) -> str:
+    """Normalise a facet value (category, brand, colour, tag): cleaned and lower-case."""
+    return clean_text(value, limit).lower()
+
+
+def facet_values(values: object, limit: int = 40, max_items: int = 8) -> tuple[str, ...]:
+    """Normalise a list (or comma-separated string) of facet values, de-duplicated in order."""
+    if isinstance(values, str):
+        values = values.split(",")
+    seen: dict[str, None] = {}
+    for item in values or ():
+        value = facet_value(item, limit)
+        if value:
+            seen.setdefault(value, None)
+    return tuple(seen)[:max_items]
+
+
+def normalize_brand(value: object) -> str | None:
+    brand = facet_value(value)
+    return None if brand in _NO_BRAND else brand
+
+
+def normalize_colors(values: object) -> tuple[str, ...]:
+    colors = (_COLOR_ALIASES.get(c, c) for c in facet_values(values, max_items=16))
+    return tuple(dict.fromkeys(c for c in colors if c in COLORS))[:3]
+
+
+def normalize_category(value: object) -> str:
+    category = facet_value(value).replace(" and ", "-").replace(" & ", "-").replace(" ", "-")
+    return category if category in CATEGORIES else "other"
+
+
+def normalize_price(value: object) -> float | None:
+    try:
+        price = float(str(value).replace(",", "").strip().lstrip("₹$€£"))
+    except (TypeError, ValueError):
+        return None
+    return round(price, 2) if 0 < price < 1e9 else None
+
+
+@dataclasses.dataclass
+class Product:
+    """One catalog product. ``id`` is the sha256 of the original image bytes."""
+
+    id: str
+    name: str = ""
+    category: str = "other"
+    subcategory: str = ""
+    brand: str | None = None
+    colors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    target_audience: str | None = None
+    price: float | None = None
+    description: str = ""
+    thumbnail: bytes | None = dataclasses.field(default=None, repr=False)
+    image_url: str | None = None
+    source: str = ""
+    embedding_model: str = ""
+    embedding: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @classmethod
+    def from_metadata(cls, id: str, meta: dict[str, Any], **extra: Any) -> Product:
+        """Build a product from loose metadata (CSV row, dataset record, tags), normalising it."""
+        meta = {**meta, **extra}
+        audience = facet_value(meta.get("target_audience"))
+        return cls(
+            id=id,
+            name=clean_text(meta.get("name"), 80),
+            category=normalize_category(meta.get("category")),
+            subcategory=facet_value(meta.get("subcategory")),
+            brand=normalize_brand(meta.get("brand")),
+            colors=normalize_colors(meta.get("colors")),
+            tags=facet_values(meta.get("tags")),
+            target_audience=audience if audience in AUDIENCES else None,
+            price=normalize_price(meta.get("price")),
+            description=clean_text(meta.get("description"), 200),
+            thumbnail=meta.get("thumbnail"),
+            image_url=meta.get("image_url") or None,
+            source=clean_text(meta.get("source"), 200),
+            embedding_model=str(meta.get("embedding_model") or ""),
+            embedding=meta.get("embedding"),
+        )
+
+    def facet(self, attribute: str) -> tuple[str, ...]:
+        """Values of a facet attribute as a tuple (single-valued attributes give 0 or 1 items)."""
+        value = getattr(self, attribute)
+        if isinstance(value, tuple):
+            return value
+        return (value,) if value else ()
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-able metadata (no thumbnail, no embedding)."""
+        skip = {"thumbnail", "embedding"}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        data["colors"], data["tags"] = list(self.colors), list(self.tags)
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    """Checkbox filters: OR within a group, AND across groups."""
+
+    categories: tuple[str, ...] = ()
+    brands: tuple[str, ...] = ()
+    colors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, **groups: object) -> Filters:
+        """Normalise loose input (None, strings, lists, labels like ``nike (4)``) into filters."""
+        return cls(**{name: _filter_values(groups.get(name)) for name in FACET_GROUPS})
+
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        return {name: getattr(self, name) for name in FACET_GROUPS}
+
+    def without(self, group: str) -> Filters:
+        return dataclasses.replace(self, **{group: ()})
+
+    def __bool__(self) -> bool:
+        return any(self.groups().values())
+
+
+_COUNT_SUFFIX = re.compile(r"\s+\(\d+\)$")
+
+
+def _filter_values(values: object) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        values = [values]
+    return facet_values((_COUNT_SUFFIX.sub("", str(v)) for v in values), max_items=64)
+
+
+@dataclasses.dataclass
+class Match:
+    product: Product
+    score: float
+    rank: int
+
+    def to_dict(self, thumbnails: bool = False) -> dict[str, Any]:
+        data = {"id": self.product.id, "score": round(float(self.score), 6), "rank": self.rank}
+        data.update({k: v for k, v in self.product.metadata().items() if k != "id"})
+        if thumbnails:
+            data["thumbnail"] = thumbnail_data_url(self.product.thumbnail)
+        return data
+
+
+Facets = dict[str, dict[str, int]]
+
+
+@dataclasses.dataclass
+class SearchResult:
+    matches: list[Match]
+    facets: Facets
+    timings_ms: dict[str, float]
+    model: str
+    query: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self, thumbnails: bool = False) -> dict[str, Any]:
+        """The documented JSON contract: matches, facets, timings_ms, model (and query)."""
+        return {
+            "matches": [m.to_dict(thumbnails) for m in self.matches],
+            "facets": self.facets,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "model": self.model,
+            "query": self.query,
+        }
+
+
+def thumbnail_data_url(data: bytes | None) -> str | None:
+    if not data:
+        return None
+    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/webp"
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+class ProductTags(BaseModel):
+    """What a tagger sees in a photo. Lenient on input: bad values are clipped or dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = ""
+    category: Literal[CATEGORIES] = "other"  # type: ignore[valid-type]
+    subcategory: str = ""
+    colors: list[str] = []
+    brand: str | None = None
+    tags: list[str] = []
+    target_audience: Literal[AUDIENCES] | None = None  # type: ignore[valid-type]
+    price: float | None = None
+    description: str = ""
+
+    _clip = field_validator("name", mode="before")(lambda v: clean_text(v, 80))
+    _sub = field_validator("subcategory", mode="before")(lambda v: facet_value(v))
+    _desc = field_validator("description", mode="before")(lambda v: clean_text(v, 200))
+    _cat = field_validator("category", mode="before")(lambda v: normalize_category(v))
+    _colors = field_validator("colors", mode="before")(lambda v: list(normalize_colors(v)))
+    _brand = field_validator("brand", mode="before")(lambda v: normalize_brand(v))
+    _tags = field_validator("tags", mode="before")(lambda v: list(facet_values(v, 30)))
+    _price = field_validator("price", mode="before")(lambda v: normalize_price(v))
+
+    @field_validator("target_audience", mode="before")
+    @classmethod
+    def _audience(cls, value: object) -> str | None:
+        audience = facet_value(value)
+        return audience if audience in AUDIENCES else None

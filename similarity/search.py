@@ -1,0 +1,230 @@
+"""SearchService: query -> vector -> ranking -> hydrated matches with facets and timings.
+
+``build_service(settings)`` wires the embedder, tagger and store once; the app, both CLIs and
+the catalog tab all go through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import images
+from .config import Settings
+from .errors import NotFoundError, SimilarityError
+from .index import StoreIndex
+from .records import Filters, Match, Product, SearchResult
+
+if TYPE_CHECKING:
+    from .embedder import OpenClipEmbedder
+    from .store.base import CatalogStore, Ranker
+
+MAX_TOP_K = 100
+DEFAULT_TOP_K = 12
+
+
+@dataclasses.dataclass
+class Query:
+    """An embedded query; kept (e.g. in ``gr.State``) so filter changes re-rank without re-embedding."""
+
+    vector: np.ndarray
+    kind: str
+    timings_ms: dict[str, float] = dataclasses.field(default_factory=dict)
+    image: Any = dataclasses.field(default=None, repr=False)  # decoded PIL image, for the tagger
+    source_id: str | None = None
+    text: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source_id": self.source_id, "text": self.text}
+
+
+@dataclasses.dataclass
+class BrowsePage:
+    products: list[Product]
+    total: int
+    facets: dict[str, dict[str, int]]
+
+
+class SearchService:
+    """The engine's front door. Collaborators come in through the constructor (fakes too)."""
+
+    def __init__(
+        self,
+        store: CatalogStore,
+        embedder: OpenClipEmbedder,
+        tagger: Any = None,
+        settings: Settings | None = None,
+        ranker: Ranker | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.tagger = tagger
+        self.settings = settings or Settings()
+        self.ranker = ranker or store.ranker() or StoreIndex(store)
+        self.url_guard = images.UrlGuard()
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    # -- queries ---------------------------------------------------------------------------
+    def encode(
+        self,
+        image: images.ImageSource | None = None,
+        *,
+        url: str | None = None,
+        text: str | None = None,
+        text_weight: float = 0.5,
+    ) -> Query:
+        """Decode/fetch and embed an image and/or text into one normalised query vector."""
+        timings: dict[str, float] = {}
+        text = (text or "").strip() or None
+        picture = None
+        if url and url.strip() and image is None:
+            with _timed(timings, "fetch"):
+                image = images.fetch_url(url.strip(), self.url_guard)
+        if image is not None:
+            with _timed(timings, "decode"):
+                picture = images.load_image(image).image
+        if picture is None and text is None:
+            raise SimilarityError("Give a photo, an image URL or a description to search for.")
+        with _timed(timings, "embed"):
+            vector = self._combine(picture, text, text_weight)
+        kind = "+".join(k for k, v in (("image", picture), ("text", text)) if v is not None)
+        return Query(vector, kind, timings, picture, text=text)
+
+    def _combine(self, picture: Any, text: str | None, text_weight: float) -> np.ndarray:
+        parts = []
+        if picture is not None:
+            parts.append((1.0 - text_weight if text else 1.0, self.embedder.embed_images([picture])[0]))
+        if text is not None:
+            parts.append((text_weight if picture is not None else 1.0, self.embedder.embed_texts([text])[0]))
+        vector = sum(w * v for w, v in parts)
+        norm = float(np.linalg.norm(vector))
+        if norm < 1e-9:
+            raise SimilarityError("The text weight cancels the query; choose a weight between 0 and 1.")
+        return (vector / norm).astype(np.float32)
+
+    def product_query(self, product_id: str) -> Query:
+        """A query from a stored product's vector ("more like this")."""
+        vector = self.store.vector(product_id)
+        if vector is None:
+            raise NotFoundError("That product is no longer in the catalog.")
+        return Query(vector, "product", source_id=product_id)
+
+    def rank(
+        self,
+        query: Query,
+        filters: Filters | None = None,
+        top_k: int = DEFAULT_TOP_K,
+        min_score: float | None = None,
+    ) -> SearchResult:
+        """Rank a query (image, text, product) with filters; the product itself is left out."""
+        top_k = _check_top_k(top_k)
+        filters = filters or Filters()
+        timings = dict(query.timings_ms)
+        extra = 1 if query.source_id else 0
+        with _timed(timings, "search"):
+            ranking = self.ranker.rank(query.vector, filters, top_k + extra, min_score, self.settings.facet_candidates)
+        pairs = [(i, s) for i, s in zip(ranking.ids, ranking.scores, strict=True) if i != query.source_id]
+        with _timed(timings, "fetch"):
+            products = {p.id: p for p in self.store.get([i for i, _ in pairs[:top_k]])}
+        matches = [Match(products[i], s, rank) for rank, (i, s) in enumerate(pairs[:top_k], 1) if i in products]
+        timings["total"] = sum(timings.values())
+        return SearchResult(matches, ranking.facets, timings, self.model_id, query.describe())
+
+    def search(
+        self,
+        image: images.ImageSource | None = None,
+        *,
+        url: str | None = None,
+        text: str | None = None,
+        text_weight: float = 0.5,
+        filters: Filters | None = None,
+        top_k: int = DEFAULT_TOP_K,
+        min_score: float | None = None,
+    ) -> SearchResult:
+        query = self.encode(image, url=url, text=text, text_weight=text_weight)
+        return self.rank(query, filters, top_k, min_score)
+
+    def similar_to(
+        self,
+        product_id: str,
+        filters: Filters | None = None,
+        top_k: int = DEFAULT_TOP_K,
+        min_score: float | None = None,
+    ) -> SearchResult:
+        return self.rank(self.product_query(product_id), filters, top_k, min_score)
+
+    # -- catalog ---------------------------------------------------------------------------
+    def browse(self, filters: Filters | None = None, page: int = 1, page_size: int = 24) -> BrowsePage:
+        page, page_size = max(1, int(page)), min(max(1, int(page_size)), MAX_TOP_K)
+        ids, total, facets = self.ranker.browse(filters or Filters(), (page - 1) * page_size, page_size)
+        return BrowsePage(self.store.get(ids), total, facets)
+
+    def info(self) -> dict[str, Any]:
+        info = self.store.describe()
+        info.update(self.embedder.info())
+        info["embedding_models"] = self.store.embedding_models()
+        info["categories"] = self._category_counts()
+        info["tagger"] = getattr(self.tagger, "name", "off")
+        return info
+
+    def _category_counts(self) -> dict[str, int]:
+        try:
+            return self.ranker.browse(Filters(), 0, 0)[2].get("categories", {})
+        except SimilarityError:
+            return {}
+
+    def check_model(self) -> None:
+        self.store.check_model(self.model_id)
+
+
+def build_service(settings: Settings | None = None, **overrides: Any) -> SearchService:
+    """Wire store, embedder and tagger from settings (read once)."""
+    from .embedder import OpenClipEmbedder
+    from .store import open_store
+
+    settings = settings or Settings.from_env()
+    embedder = overrides.pop("embedder", None) or OpenClipEmbedder(
+        settings.clip_model,
+        settings.clip_pretrained,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        torch_threads=settings.torch_threads,
+    )
+    store = overrides.pop("store", None) or open_store(settings.store_url, settings)
+    tagger = overrides.pop("tagger", None) or _make_tagger(settings, embedder)
+    service = SearchService(store, embedder, tagger, settings, **overrides)
+    service.check_model()
+    return service
+
+
+def _make_tagger(settings: Settings, embedder: OpenClipEmbedder) -> Any:
+    from .tagging import make_tagger
+
+    return make_tagger(settings, embedder)
+
+
+def _check_top_k(top_k: int) -> int:
+    try:
+        top_k = int(top_k)
+    except (TypeError, ValueError):
+        raise SimilarityError(f"top_k must be a whole number between 1 and {MAX_TOP_K}.") from None
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise SimilarityError(f"top_k must be between 1 and {MAX_TOP_K}.")
+    return top_k
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000

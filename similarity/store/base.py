@@ -1,0 +1,149 @@
+"""The catalog store contract. Every backend (SQLite, memory, MongoDB) implements it."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import re
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ModelMismatchError
+from ..records import FACET_GROUPS, Product
+
+if TYPE_CHECKING:
+    from ..records import Facets, Filters
+
+FACET_ATTRIBUTES = tuple(FACET_GROUPS.values())
+
+
+@dataclasses.dataclass
+class VectorBatch:
+    """Everything the in-memory index needs: ids, an (n, d) float32 matrix and facet values per row."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    facets: dict[str, list[tuple[str, ...]]]
+
+    @classmethod
+    def from_products(cls, products: Sequence[Product], dim: int = 0) -> VectorBatch:
+        vectors = [p.embedding for p in products]
+        matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
+        facets = {attr: [p.facet(attr) for p in products] for attr in FACET_ATTRIBUTES}
+        return cls([p.id for p in products], np.ascontiguousarray(matrix), facets)
+
+
+@dataclasses.dataclass
+class UpsertReport:
+    added: int = 0
+    updated: int = 0
+
+    def __iadd__(self, other: UpsertReport) -> UpsertReport:
+        self.added += other.added
+        self.updated += other.updated
+        return self
+
+
+@dataclasses.dataclass
+class Ranking:
+    """A ranked page of ids with cosine scores, plus disjunctive facet counts."""
+
+    ids: list[str]
+    scores: list[float]
+    facets: Facets
+
+
+class Ranker(abc.ABC):
+    """Ranks a query vector against a catalog (shared in-memory index, or a server like Atlas)."""
+
+    @abc.abstractmethod
+    def rank(
+        self, vector: np.ndarray, filters: Filters, top_k: int, min_score: float | None, facet_n: int
+    ) -> Ranking: ...
+
+    @abc.abstractmethod
+    def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
+        """A page of ids in catalog order, the total that pass the filters, and facet counts."""
+
+
+class CatalogStore(abc.ABC):
+    """Catalog persistence. Writes are atomic per ``upsert`` call and idempotent by product id."""
+
+    backend: str = "store"
+
+    @abc.abstractmethod
+    def upsert(self, products: Sequence[Product]) -> UpsertReport:
+        """Insert or replace products (with embeddings) atomically; keeps ``created_at`` of existing ones."""
+
+    @abc.abstractmethod
+    def get(self, ids: Sequence[str], *, thumbnails: bool = True) -> list[Product]:
+        """Products for ``ids`` in the given order; unknown ids are left out. No embeddings."""
+
+    @abc.abstractmethod
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """The subset of ``ids`` already stored."""
+
+    @abc.abstractmethod
+    def vector(self, id: str) -> np.ndarray | None: ...
+
+    @abc.abstractmethod
+    def count(self) -> int: ...
+
+    @abc.abstractmethod
+    def version(self) -> str:
+        """A cheap marker that changes whenever the catalog changes (checked before searches)."""
+
+    @abc.abstractmethod
+    def load_vectors(self) -> VectorBatch: ...
+
+    @abc.abstractmethod
+    def iter_products(self, batch_size: int = 256, *, vectors: bool = True) -> Iterator[list[Product]]:
+        """Every product in id order, in batches (for migration, re-tagging and re-embedding)."""
+
+    @abc.abstractmethod
+    def embedding_models(self) -> dict[str, int]:
+        """How many products were embedded by each model id."""
+
+    @abc.abstractmethod
+    def delete(self, ids: Sequence[str]) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def display_url(self) -> str:
+        """The store URL with any password masked."""
+
+    def ranker(self) -> Ranker | None:
+        """A server-side ranker (e.g. Atlas Vector Search), or None to use the shared index."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def check_model(self, model_id: str) -> None:
+        """Refuse a catalog whose vectors came from another model than ``model_id``."""
+        others = sorted(m for m in self.embedding_models() if m != model_id)
+        if others:
+            raise ModelMismatchError(
+                f"The catalog at {self.display_url} was embedded with {', '.join(others)}, but the configured "
+                f"model is {model_id}. Re-embed it with `python -m data_seed --reembed` "
+                "or configure the same model."
+            )
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.backend, "url": self.display_url, "count": self.count()}
+
+    def __enter__(self) -> CatalogStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_PASSWORD = re.compile(r"(?<=://)([^:/@]+):([^@/]*)@")
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of ``scheme://user:password@host`` URLs."""
+    return _PASSWORD.sub(lambda m: f"{m.group(1)}:****@", url)

@@ -1,0 +1,206 @@
+"""Embedded catalog store: one SQLite file (WAL), one row per product, vectors as float32 BLOBs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import StoreError
+from ..records import Product
+from .base import FACET_ATTRIBUTES, CatalogStore, UpsertReport, VectorBatch
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    category TEXT NOT NULL DEFAULT 'other',
+    subcategory TEXT NOT NULL DEFAULT '',
+    brand TEXT,
+    colors TEXT NOT NULL DEFAULT '[]',
+    tags TEXT NOT NULL DEFAULT '[]',
+    target_audience TEXT,
+    price REAL,
+    description TEXT NOT NULL DEFAULT '',
+    thumbnail BLOB,
+    image_url TEXT,
+    source TEXT NOT NULL DEFAULT '',
+    embedding BLOB NOT NULL,
+    embedding_model TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS products_category ON products(category);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('version', '0');
+"""
+_FIELDS = (
+    "id", "name", "category", "subcategory", "brand", "colors", "tags", "target_audience", "price",
+    "description", "thumbnail", "image_url", "source", "embedding", "embedding_model", "created_at", "updated_at",
+)  # fmt: skip
+_UPSERT = (
+    f"INSERT INTO products ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))}) "
+    "ON CONFLICT(id) DO UPDATE SET " + ", ".join(f"{f}=excluded.{f}" for f in _FIELDS if f not in ("id", "created_at"))
+)
+_COLUMNS_NO_VECTOR = ", ".join(f for f in _FIELDS if f != "embedding")
+_CHUNK = 500  # keeps IN (...) lists under SQLite's variable limit
+
+
+class LocalStore(CatalogStore):
+    """SQLite catalog. ``path=":memory:"`` gives the throw-away ``memory://`` store used by tests."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path == ":memory:":
+            self.backend = "memory"
+        else:
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: no corruption on a crash
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error:
+            raise StoreError(f"Cannot open the catalog file {self.display_url} (not a SQLite catalog?).") from None
+
+    @property
+    def display_url(self) -> str:
+        return "memory://" if self.backend == "memory" else f"sqlite:///{self.path}"
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"The catalog file {self.display_url} could not be read ({_reason(exc)}).") from None
+
+    def upsert(self, products: Sequence[Product]) -> UpsertReport:
+        if not products:
+            return UpsertReport()
+        now = time.time()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                known = self._existing_locked([p.id for p in products])
+                self._db.executemany(_UPSERT, [_row(p, now) for p in products])
+                self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK") if self._db.in_transaction else None
+                raise StoreError(f"Could not write to the catalog ({_reason(exc)}).") from None
+        added = len({p.id for p in products} - known)
+        return UpsertReport(added=added, updated=len({p.id for p in products}) - added)
+
+    def get(self, ids: Sequence[str], *, thumbnails: bool = True) -> list[Product]:
+        columns = _COLUMNS_NO_VECTOR if thumbnails else _COLUMNS_NO_VECTOR.replace("thumbnail", "NULL")
+        found: dict[str, Product] = {}
+        for chunk in _chunks(list(ids)):
+            sql = f"SELECT {columns} FROM products WHERE id IN ({', '.join('?' * len(chunk))})"
+            for row in self._query(sql, chunk):
+                found[row[0]] = _product(row)
+        return [found[i] for i in ids if i in found]
+
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        with self._lock:
+            return self._existing_locked(ids)
+
+    def _existing_locked(self, ids: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in _chunks(list(ids)):
+            sql = f"SELECT id FROM products WHERE id IN ({', '.join('?' * len(chunk))})"
+            out.update(r[0] for r in self._db.execute(sql, chunk))
+        return out
+
+    def vector(self, id: str) -> np.ndarray | None:
+        rows = self._query("SELECT embedding FROM products WHERE id = ?", (id,))
+        return np.frombuffer(rows[0][0], dtype=np.float32).copy() if rows else None
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM products")[0][0])
+
+    def version(self) -> str:
+        return self._query("SELECT value FROM meta WHERE key = 'version'")[0][0]
+
+    def load_vectors(self) -> VectorBatch:
+        rows = self._query("SELECT id, embedding, category, brand, colors, tags FROM products ORDER BY id")
+        if not rows:
+            return VectorBatch([], np.zeros((0, 0), np.float32), {a: [] for a in FACET_ATTRIBUTES})
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        facets = {
+            "category": [(r[2],) if r[2] else () for r in rows],
+            "brand": [(r[3],) if r[3] else () for r in rows],
+            "colors": [tuple(json.loads(r[4])) for r in rows],
+            "tags": [tuple(json.loads(r[5])) for r in rows],
+        }
+        return VectorBatch([r[0] for r in rows], matrix.copy(), facets)
+
+    def iter_products(self, batch_size: int = 256, *, vectors: bool = True) -> Iterator[list[Product]]:
+        columns = _COLUMNS_NO_VECTOR + (", embedding" if vectors else "")
+        last = ""
+        while True:
+            sql = f"SELECT {columns} FROM products WHERE id > ? ORDER BY id LIMIT ?"
+            rows = self._query(sql, (last, batch_size))
+            if not rows:
+                return
+            yield [_product(r) for r in rows]
+            last = rows[-1][0]
+
+    def embedding_models(self) -> dict[str, int]:
+        return dict(self._query("SELECT embedding_model, COUNT(*) FROM products GROUP BY embedding_model"))
+
+    def delete(self, ids: Sequence[str]) -> int:
+        removed = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            for chunk in _chunks(list(ids)):
+                sql = f"DELETE FROM products WHERE id IN ({', '.join('?' * len(chunk))})"
+                removed += self._db.execute(sql, chunk).rowcount
+            self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
+            self._db.execute("COMMIT")
+        return removed
+
+    def integrity_ok(self) -> bool:
+        return self._query("PRAGMA integrity_check")[0][0] == "ok"
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _row(p: Product, now: float) -> tuple:
+    if p.embedding is None:
+        raise StoreError(f"Product {p.id[:12]} has no embedding.")
+    vector = np.ascontiguousarray(p.embedding, dtype=np.float32).tobytes()
+    return (
+        p.id, p.name, p.category, p.subcategory, p.brand, json.dumps(list(p.colors)), json.dumps(list(p.tags)),
+        p.target_audience, p.price, p.description, p.thumbnail, p.image_url, p.source, vector,
+        p.embedding_model, p.created_at or now, now,
+    )  # fmt: skip
+
+
+def _product(row: tuple) -> Product:
+    data = dict(zip([f for f in _FIELDS if f != "embedding"] + ["embedding"], row, strict=False))
+    embedding = data.pop("embedding", None)
+    data["colors"], data["tags"] = tuple(json.loads(data["colors"])), tuple(json.loads(data["tags"]))
+    product = Product(**data)
+    if embedding is not None:
+        product.embedding = np.frombuffer(embedding, dtype=np.float32).copy()
+    return product
+
+
+def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _reason(exc: sqlite3.Error) -> str:
+    # sqlite messages name no secrets; keep only the first line
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__

@@ -1,0 +1,173 @@
+"""The catalog-store contract, run against every backend (subclass and provide ``make_store``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from similarity.errors import EmptyCatalogError, ModelMismatchError, StoreError
+from similarity.index import StoreIndex
+from similarity.records import FACET_GROUPS, Filters
+from similarity.store.base import CatalogStore
+
+from .helpers import make_products, random_unit_vectors
+
+
+def reference_ranking(products, query, filters=Filters(), k=10, min_score=None):
+    """Brute-force numpy reference: cosine, filters, score desc then id asc."""
+    rows = []
+    for p in products:
+        if all(not vals or set(p.facet(FACET_GROUPS[g])) & set(vals) for g, vals in filters.groups().items()):
+            score = float(np.dot(p.embedding.astype(np.float32), query.astype(np.float32)))
+            if min_score is None or score >= min_score:
+                rows.append((-score, p.id))
+    return [pid for _, pid in sorted(rows)[:k]]
+
+
+def reference_facets(products, query, filters, n):
+    by_id = {p.id: p for p in products}
+    out = {}
+    for group, attr in FACET_GROUPS.items():
+        ids = reference_ranking(products, query, filters.without(group), n)
+        out[group] = dict(Counter(v for i in ids for v in by_id[i].facet(attr)))
+    return out
+
+
+class StoreContract:
+    """Every CatalogStore must pass these. Subclasses implement ``make_store``."""
+
+    def make_store(self) -> CatalogStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self):
+        store = self.make_store()
+        yield store
+        store.close()
+
+    def ranker(self, store):
+        return store.ranker() or StoreIndex(store)
+
+    def test_upsert_is_idempotent(self, store):
+        products = make_products(12)
+        first = store.upsert(products)
+        version = store.version()
+        second = store.upsert(products)
+        assert (first.added, first.updated) == (12, 0)
+        assert (second.added, second.updated) == (0, 12)
+        assert store.count() == 12
+        assert store.version() != version
+
+    def test_update_keeps_created_at_and_replaces_fields(self, store):
+        product = make_products(1)[0]
+        store.upsert([product])
+        created = store.get([product.id])[0].created_at
+        store.upsert([dataclasses.replace(product, name="Renamed", created_at=0.0)])
+        again = store.get([product.id])[0]
+        assert again.name == "Renamed" and again.created_at == pytest.approx(created)
+
+    def test_get_keeps_order_and_skips_unknown(self, store):
+        products = make_products(5)
+        store.upsert(products)
+        ids = [products[3].id, "f" * 64, products[1].id]
+        got = store.get(ids)
+        assert [p.id for p in got] == [products[3].id, products[1].id]
+        assert got[0].thumbnail == products[3].thumbnail
+        assert got[0].colors == products[3].colors and got[0].tags == products[3].tags
+        assert got[0].embedding is None
+        assert store.get(ids, thumbnails=False)[0].thumbnail is None
+
+    def test_vectors_round_trip_exactly(self, store):
+        products = make_products(6)
+        store.upsert(products)
+        assert np.array_equal(store.vector(products[2].id), products[2].embedding)
+        assert store.vector("0" * 63 + "z") is None
+        batch = store.load_vectors()
+        assert batch.ids == sorted(p.id for p in products)
+        by_id = {p.id: p for p in products}
+        for row, pid in enumerate(batch.ids):
+            assert np.array_equal(batch.vectors[row], by_id[pid].embedding)
+            assert batch.facets["colors"][row] == by_id[pid].colors
+
+    def test_existing_and_delete(self, store):
+        products = make_products(4)
+        store.upsert(products)
+        assert store.existing([products[0].id, "a" * 64]) == {products[0].id}
+        assert store.delete([products[0].id]) == 1
+        assert store.count() == 3
+
+    def test_batch_is_atomic(self, store):
+        products = make_products(5)
+        broken = dataclasses.replace(products[4], embedding=None)
+        with pytest.raises(StoreError):
+            store.upsert(products[:4] + [broken])
+        assert store.count() == 0
+
+    def test_iter_products_covers_everything_in_id_order(self, store):
+        products = make_products(11)
+        store.upsert(products)
+        seen = [p for batch in store.iter_products(batch_size=4) for p in batch]
+        assert [p.id for p in seen] == sorted(p.id for p in products)
+        assert all(p.embedding is not None and p.embedding.shape == (8,) for p in seen)
+
+    def test_model_mismatch_is_refused(self, store):
+        store.upsert(make_products(3, model="ViT-B-32/openai"))
+        store.check_model("ViT-B-32/openai")
+        with pytest.raises(ModelMismatchError, match="--reembed"):
+            store.check_model("ViT-B-32/laion2b_s34b_b79k")
+
+    def test_ranking_matches_numpy_reference_with_ties(self, store):
+        products = make_products(40)
+        for i in (5, 17, 29):  # exact ties: same vector, ids decide
+            products[i].embedding = products[3].embedding.copy()
+        store.upsert(products)
+        ranker = self.ranker(store)
+        for query in [products[3].embedding, *random_unit_vectors(3, seed=7)]:
+            ranking = ranker.rank(query, Filters(), 10, None, 200)
+            assert ranking.ids == reference_ranking(products, query, k=10)
+            assert ranking.scores == sorted(ranking.scores, reverse=True)
+
+    def test_filters_apply_before_top_k(self, store):
+        products = make_products(40)
+        store.upsert(products)
+        ranker = self.ranker(store)
+        query = random_unit_vectors(1, seed=3)[0]
+        filters = Filters.of(categories=["shoes", "watches"], colors=["red"])
+        ranking = ranker.rank(query, filters, 5, None, 200)
+        expected = reference_ranking(products, query, filters, 5)
+        assert ranking.ids == expected and len(expected) > 0
+        by_id = {p.id: p for p in products}
+        assert all(by_id[i].category in ("shoes", "watches") and "red" in by_id[i].colors for i in ranking.ids)
+
+    def test_min_score_threshold(self, store):
+        products = make_products(30)
+        store.upsert(products)
+        query = products[0].embedding
+        ranking = self.ranker(store).rank(query, Filters(), 30, 0.2, 200)
+        assert ranking.ids == reference_ranking(products, query, k=30, min_score=0.2)
+        assert all(s >= 0.2 for s in ranking.scores)
+
+    def test_disjunctive_facets(self, store):
+        products = make_products(60)
+        store.upsert(products)
+        query = random_unit_vectors(1, seed=11)[0]
+        filters = Filters.of(brands=["acme"], colors=["red"])
+        ranking = self.ranker(store).rank(query, filters, 10, None, 25)
+        expected = reference_facets(products, query, filters, 25)
+        assert ranking.facets == expected
+        assert len(ranking.facets["brands"]) > 1  # ticking a brand does not hide the others
+
+    def test_index_sees_new_products(self, store):
+        products = make_products(10)
+        store.upsert(products[:5])
+        ranker = self.ranker(store)
+        assert len(ranker.rank(products[7].embedding, Filters(), 20, None, 50).ids) == 5
+        store.upsert(products[5:])
+        assert ranker.rank(products[7].embedding, Filters(), 20, None, 50).ids[0] == products[7].id
+
+    def test_empty_catalog_is_a_clear_error(self, store):
+        with pytest.raises(EmptyCatalogError, match="empty"):
+            self.ranker(store).rank(random_unit_vectors(1)[0], Filters(), 5, None, 50)
