@@ -93,6 +93,9 @@ class SearchService:
                 picture = images.load_image(image).image
         if picture is None and text is None:
             raise SimilarityError("Give a photo, an image URL or a description to search for.")
+        if not self.embedder.loaded:  # first query pays the model load; report it apart
+            with _timed(timings, "load_model"):
+                self.embedder.load()
         with _timed(timings, "embed"):
             vector = self._combine(picture, text, text_weight)
         kind = "+".join(k for k, v in (("image", picture), ("text", text)) if v is not None)

@@ -1,0 +1,3 @@
+from data_seed.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""Command line: ``python -m data_seed --source demo|folder:PATH|hf:NAME_OR_PATH [--store URL] ...``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from similarity.config import Settings
+from similarity.errors import ConfigError, SimilarityError
+
+from .sources import SOURCE_FORMS, Columns
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m data_seed", description="Fill a product catalog.")
+    parser.add_argument("--source", help=f"where products come from: {SOURCE_FORMS}")
+    parser.add_argument("--store", help="catalog URL (default: SIMILARITY_STORE or the local SQLite file)")
+    parser.add_argument("--limit", type=int, help="add at most N items from the source")
+    parser.add_argument("--reembed", action="store_true", help="re-embed with the configured model")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per model batch (default 32)")
+    parser.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    parser.add_argument("--copy-from", metavar="URL", help="copy a catalog from another store (no re-embedding)")
+    parser.add_argument("--create-vector-index", action="store_true", help="create the Atlas vector index")
+    parser.add_argument("--quantization", choices=["scalar"], help="Atlas vector index quantization")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for field in ("image", "name", "category", "brand"):
+        parser.add_argument(f"--{field}-column", default=field, help=f"hf: dataset column for {field}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args, Settings.from_env(store_url=args.store))
+    except SimilarityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from similarity.store import open_store
+
+    if not (args.source or args.copy_from or args.create_vector_index or args.reembed):
+        raise ConfigError("Nothing to do: give --source, --copy-from, --create-vector-index or --reembed")
+    with open_store(settings.store_url, settings) as store:
+        if args.copy_from:
+            _copy(args.copy_from, store, settings, not args.no_progress)
+        if args.create_vector_index:
+            _create_index(store, args.quantization)
+        if args.source or args.reembed:
+            return _seed(args, store, settings)
+    return 0
+
+
+def _copy(url: str, target: object, settings: Settings, progress: bool) -> None:
+    from similarity.store import open_store
+    from similarity.store.migrate import copy_catalog
+
+    with open_store(url, settings) as source:
+        for model in source.embedding_models():
+            target.check_model(model)
+        copied = copy_catalog(source, target, progress=progress)
+    print(f"copied {copied} products from {source.display_url} to {target.display_url}")
+
+
+def _create_index(store: object, quantization: str | None) -> None:
+    create = getattr(store, "create_vector_index", None)
+    if create is None:
+        raise ConfigError("--create-vector-index needs a MongoDB Atlas store (SIMILARITY_STORE=mongodb+srv://...)")
+    create(quantization=quantization)
+
+
+def _seed(args: argparse.Namespace, store: object, settings: Settings) -> int:
+    from similarity.embedder import OpenClipEmbedder
+
+    from . import seed_source
+    from .pipeline import reembed_stored
+
+    embedder = OpenClipEmbedder(
+        settings.clip_model, settings.clip_pretrained, device=settings.device,
+        batch_size=settings.batch_size, torch_threads=settings.torch_threads,
+    )  # fmt: skip
+    progress = not args.no_progress
+    if args.reembed and not args.source:
+        print(f"re-embedded {reembed_stored(store, embedder, progress=progress)} products with {embedder.model_id}")
+        return 0
+    if not args.reembed:
+        store.check_model(embedder.model_id)
+    columns = Columns(args.image_column, args.name_column, args.category_column, args.brand_column)
+    report = seed_source(
+        args.source, store, embedder, limit=args.limit, progress=progress, columns=columns,
+        batch_size=args.batch_size, workers=args.workers, reembed=args.reembed,
+    )  # fmt: skip
+    print(f"{report.summary()} -> {store.display_url} ({store.count()} products)")
+    return report.exit_code

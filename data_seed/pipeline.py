@@ -1,0 +1,56 @@
+"""Runs the shared ingest pipeline with a tqdm progress bar and one line per bad file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TextIO
+
+from tqdm import tqdm
+
+from similarity.ingest import IngestItem, Ingestor, IngestReport, ItemOutcome
+
+if TYPE_CHECKING:
+    from similarity.embedder import OpenClipEmbedder
+    from similarity.store.base import CatalogStore
+
+
+def run_ingest(
+    items: Iterable[IngestItem],
+    store: CatalogStore,
+    embedder: OpenClipEmbedder,
+    *,
+    progress: bool = True,
+    out: TextIO | None = None,
+    **options: Any,
+) -> IngestReport:
+    """Embed and store ``items``; bad files are reported one line each on ``out`` (stderr)."""
+    out = out or sys.stderr
+    bar = tqdm(desc="seeding", unit="img", disable=not progress, file=out, dynamic_ncols=True)
+
+    def on_outcome(outcome: ItemOutcome) -> None:
+        bar.update(1)
+        if outcome.status in ("skipped", "failed"):
+            bar.write(f"{outcome.status}: {outcome.key}: {outcome.reason}", file=out)
+
+    try:
+        return Ingestor(store, embedder, on_outcome=on_outcome, **options).run(items)
+    finally:
+        bar.close()
+
+
+def reembed_stored(store: CatalogStore, embedder: OpenClipEmbedder, *, progress: bool = True) -> int:
+    """Re-embed every stored product from its stored thumbnail (ids and metadata unchanged)."""
+    from similarity import images
+
+    done = 0
+    with tqdm(total=store.count(), desc="re-embedding", unit="img", disable=not progress, file=sys.stderr) as bar:
+        for batch in store.iter_products(batch_size=embedder.batch_size * 4, vectors=False):
+            usable = [p for p in batch if p.thumbnail]
+            vectors = embedder.embed_images([images.load_image(p.thumbnail).image for p in usable])
+            for product, vector in zip(usable, vectors, strict=True):
+                product.embedding, product.embedding_model = vector, embedder.model_id
+            store.upsert(usable)
+            done += len(usable)
+            bar.update(len(batch))
+    return done

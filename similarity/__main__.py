@@ -1,0 +1,94 @@
+"""``python -m similarity search IMAGE_OR_URL [--text T] [--top-k K] [--category C ...] [--json]`` and ``info``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from .config import Settings
+from .errors import SimilarityError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m similarity", description="Query the product catalog.")
+    parser.add_argument("--store", help="catalog URL (default: SIMILARITY_STORE or the local SQLite file)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    search = commands.add_parser("search", help="find products similar to an image (path or URL) and/or text")
+    search.add_argument("image", nargs="?", help="image file path or http(s) URL")
+    search.add_argument("--text", help="a description; alone, or refining the image")
+    search.add_argument("--text-weight", type=float, default=0.5, help="weight of the text next to an image")
+    search.add_argument("--top-k", type=int, default=12)
+    search.add_argument("--min-score", type=float, help="cosine threshold")
+    for group in ("category", "brand", "color", "tag"):
+        search.add_argument(f"--{group}", action="append", default=[], help=f"filter by {group} (repeatable)")
+    search.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    commands.add_parser("info", help="store, product count, model and categories")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args, Settings.from_env(store_url=args.store, seed_demo_on_empty=False))
+    except SimilarityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from .images import is_url
+    from .records import Filters
+    from .search import build_service
+
+    service = build_service(settings, tagger=_NoTagger())
+    if args.command == "info":
+        _print_info(service.info())
+        return 0
+    if not args.image and not args.text:
+        raise SimilarityError("Give an image path or URL, or --text.")
+    url = args.image if args.image and is_url(args.image) else None
+    filters = Filters.of(categories=args.category, brands=args.brand, colors=args.color, tags=args.tag)
+    result = service.search(
+        None if url else args.image, url=url, text=args.text, text_weight=args.text_weight,
+        filters=filters, top_k=args.top_k, min_score=args.min_score,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        _print_table(result)
+    return 0
+
+
+class _NoTagger:
+    """The CLI does not tag; this keeps build_service from creating a tagger."""
+
+    name = "off"
+
+
+def _print_table(result: Any) -> None:
+    print(f"{'rank':>4}  {'score':>6}  {'id':<12}  {'name':<32}  {'category':<18}  brand")
+    for m in result.matches:
+        p = m.product
+        print(f"{m.rank:>4}  {m.score:6.4f}  {p.id[:12]:<12}  {p.name[:32]:<32}  {p.category:<18}  {p.brand or '-'}")
+    timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
+    print(f"{len(result.matches)} matches · {result.model} · {timings}")
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    weights = " (RANDOM weights: testing only)" if info.get("random_weights") else ""
+    print(f"store:    {info['backend']} {info['url']}")
+    print(f"products: {info['count']}")
+    print(f"model:    {info['model']}{weights}")
+    print(f"tagger:   {info.get('tagger', 'off')}")
+    for category, count in info.get("categories", {}).items():
+        print(f"  {category:<20} {count}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
