@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from similarity.embedder import OpenClipEmbedder
+from similarity.errors import ModelError
+
+from .helpers import make_image
+
+
+def test_tiny_model_gives_normalised_float32(tiny_embedder):
+    vectors = tiny_embedder.embed_images([make_image((200, 0, 0)), make_image((0, 0, 200), shape=1)])
+    assert vectors.shape == (2, 32) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    texts = tiny_embedder.embed_texts(["a red bag", "blue shoes", "a watch"])
+    assert texts.shape == (3, 32) and np.allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
+
+
+def test_batches_agree_with_single_images(tiny_embedder):
+    pictures = [make_image((i * 20, 100, 255 - i * 20), shape=i) for i in range(11)]
+    batched = tiny_embedder.embed_images(pictures)  # batch_size 8 -> two batches
+    single = np.concatenate([tiny_embedder.embed_images([p]) for p in pictures])
+    assert np.allclose(batched, single, atol=1e-5)
+
+
+def test_random_weights_are_the_same_in_every_process():
+    a, b = OpenClipEmbedder("tiny-test", "none"), OpenClipEmbedder("tiny-test", "none")
+    picture = make_image()
+    assert np.array_equal(a.embed_images([picture]), b.embed_images([picture]))
+
+
+def test_model_id_names_model_and_weights(tmp_path):
+    assert OpenClipEmbedder().model_id == "ViT-B-32/laion2b_s34b_b79k"
+    assert OpenClipEmbedder("ViT-B-32", "openai").model_id == "ViT-B-32/openai"
+    assert OpenClipEmbedder("ViT-B-32", "NONE").random_weights
+    assert OpenClipEmbedder("ViT-B-32", str(tmp_path / "clip.pt")).model_id == "ViT-B-32/file:clip.pt"
+
+
+def test_load_is_lazy():
+    embedder = OpenClipEmbedder("tiny-test", "none")
+    assert not embedder.loaded
+    embedder.embed_texts(["x"])
+    assert embedder.loaded
+
+
+def test_missing_weights_fail_clearly_and_never_fall_back(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub client reads this itself
+    embedder = OpenClipEmbedder("ViT-B-32", "laion2b_s34b_b79k")
+    with pytest.raises(ModelError) as info:
+        embedder.load()
+    message = str(info.value)
+    assert "SIMILARITY_CLIP_PRETRAINED=none" in message and "local checkpoint" in message
+    assert not embedder.loaded
+
+
+def test_missing_local_checkpoint_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="Pre-download"):
+        OpenClipEmbedder("tiny-test", str(tmp_path / "missing.pt")).load()
+
+
+def test_real_vit_b32_architecture_random_init():
+    embedder = OpenClipEmbedder("ViT-B-32", "none", batch_size=4)
+    pictures = [make_image((255, 0, 0), (300, 200)), make_image((0, 128, 0), (120, 260), shape=1)]
+    first = embedder.embed_images(pictures)
+    assert first.shape == (2, 512) and first.dtype == np.float32
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(first, embedder.embed_images(pictures), atol=1e-6)
+    assert embedder.embed_texts(["a red handbag"]).shape == (1, 512)
+
+
+def _weights_cached() -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_model.safetensors")
+        return isinstance(hit, str)
+    except Exception:
+        return False
+
+
+@pytest.mark.real_weights
+@pytest.mark.skipif(not _weights_cached(), reason="ViT-B-32 laion2b_s34b_b79k weights are not in the local HF cache")
+def test_real_weights_rank_matching_text_first():
+    embedder = OpenClipEmbedder()
+    image = embedder.embed_images([make_image((220, 20, 20), (224, 224), shape=1)])[0]
+    texts = embedder.embed_texts(["a photo of a red circle", "a photo of a green square"])
+    assert texts[0] @ image > texts[1] @ image
