@@ -19,13 +19,43 @@ PALETTE = {
 }  # fmt: skip
 # category -> (subcategories, brands, tags, price range, drawing function name)
 CATALOG = {
-    "bags": (("backpack", "tote", "handbag"), ("urbanpack", "carryco", "luxe & co"), ("travel", "leather", "canvas"), (20, 180)),
-    "shoes": (("sneakers", "boots", "sandals"), ("stride", "peakrun", "solemate"), ("running", "casual", "mesh"), (30, 150)),
-    "watches": (("analog", "chronograph", "digital"), ("tempo", "horologe", "ticktock"), ("steel", "classic", "sport"), (40, 400)),
-    "electronics": (("mobiles", "laptops", "smartwatches", "audio"), ("voltix", "nimbus", "sonique"), ("wireless", "portable", "smart"), (50, 1500)),
-    "snacks": (("chips", "namkeens"), ("crunchy co", "masala house", "snackly"), ("spicy", "salted", "party pack"), (1, 8)),
-    "fruits-vegetables": (("fruits", "vegetables"), ("farmfresh", "green basket", None), ("organic", "fresh", "seasonal"), (1, 6)),
-}  # fmt: skip
+    "bags": (
+        ("backpack", "tote", "handbag"),
+        ("urbanpack", "carryco", "luxe & co"),
+        ("travel", "leather", "canvas"),
+        (20, 180),
+    ),
+    "shoes": (
+        ("sneakers", "boots", "sandals"),
+        ("stride", "peakrun", "solemate"),
+        ("running", "casual", "mesh"),
+        (30, 150),
+    ),
+    "watches": (
+        ("analog", "chronograph", "digital"),
+        ("tempo", "horologe", "ticktock"),
+        ("steel", "classic", "sport"),
+        (40, 400),
+    ),
+    "electronics": (
+        ("mobiles", "laptops", "smartwatches", "audio"),
+        ("voltix", "nimbus", "sonique"),
+        ("wireless", "portable", "smart"),
+        (50, 1500),
+    ),
+    "snacks": (
+        ("chips", "namkeens"),
+        ("crunchy co", "masala house", "snackly"),
+        ("spicy", "salted", "party pack"),
+        (1, 8),
+    ),
+    "fruits-vegetables": (
+        ("fruits", "vegetables"),
+        ("farmfresh", "green basket", None),
+        ("organic", "fresh", "seasonal"),
+        (1, 6),
+    ),
+}
 PER_CATEGORY = 9  # 6 x 9 = 54 products
 
 
@@ -56,7 +86,9 @@ def _metadata(category: str, i: int) -> dict:
         "tags": [tags[i % len(tags)], tags[(i + 1) % len(tags)]],
         "price": round(rng.uniform(low, high), 2),
         "description": f"Rendered demo product ({category}, {sub}); not a real item.",
-        "target_audience": ("men", "women", "unisex", "kids")[i % 4] if category in ("bags", "shoes", "watches") else None,
+        "target_audience": ("men", "women", "unisex", "kids")[i % 4]
+        if category in ("bags", "shoes", "watches")
+        else None,
         "source": "demo (rendered)",
     }
 

@@ -87,7 +87,8 @@ def hf_items(name_or_path: str, columns: Columns = Columns()) -> Iterator[Ingest
     """Rows of a Hugging Face dataset: a local save_to_disk/parquet folder, or a hub name with network."""
     dataset = _load_dataset(name_or_path)
     if columns.image not in dataset.column_names:
-        raise ConfigError(f"The dataset has no image column {columns.image!r}; columns: {', '.join(dataset.column_names)}")
+        names = ", ".join(dataset.column_names)
+        raise ConfigError(f"The dataset has no image column {columns.image!r}; columns: {names}")
     wanted = {"name": columns.name, "category": columns.category, "brand": columns.brand}
     for n, row in enumerate(dataset):
         meta = {field: row[col] for field, col in wanted.items() if col in row and row[col] is not None}

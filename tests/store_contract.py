@@ -16,8 +16,9 @@ from similarity.store.base import CatalogStore
 from .helpers import make_products, random_unit_vectors
 
 
-def reference_ranking(products, query, filters=Filters(), k=10, min_score=None):
+def reference_ranking(products, query, filters=None, k=10, min_score=None):
     """Brute-force numpy reference: cosine, filters, score desc then id asc."""
+    filters = filters or Filters()
     rows = []
     for p in products:
         if all(not vals or set(p.facet(FACET_GROUPS[g])) & set(vals) for g, vals in filters.groups().items()):
@@ -103,7 +104,7 @@ class StoreContract:
         products = make_products(5)
         broken = dataclasses.replace(products[4], embedding=None)
         with pytest.raises(StoreError):
-            store.upsert(products[:4] + [broken])
+            store.upsert([*products[:4], broken])
         assert store.count() == 0
 
     def test_iter_products_covers_everything_in_id_order(self, store):

@@ -110,7 +110,8 @@ def test_seed_killed_mid_run_resumes_without_duplicates(tmp_path):
     source, killed = f"folder:{tmp_path / 'photos'}", tmp_path / "killed.db"
     args = ["-m", "data_seed", "--source", source, "--batch-size", "8", "--no-progress"]
     env = {**os.environ, **TINY_ENV, "SIMILARITY_STORE": f"sqlite:///{killed}"}
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, **quiet)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if killed.exists() and LocalStore(killed).count() >= 16:

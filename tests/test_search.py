@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,7 @@ def catalog(tiny_embedder):
     items = [
         IngestItem(
             f"p{i}.png",
-            (lambda data=image_bytes(make_image(COLOURS[i % 6], shape=i)): data),
+            partial(image_bytes, make_image(COLOURS[i % 6], shape=i)),
             {"name": f"Item {i}", "category": CATEGORIES[i % 3], "brand": ["acme", "zenith"][i % 2]},
         )
         for i in range(18)

@@ -40,7 +40,7 @@ class TestSqliteStore(StoreContract):
 
 
 def test_unknown_scheme_lists_valid_ones():
-    with pytest.raises(ConfigError, match="sqlite://.*memory://.*mongodb://"):
+    with pytest.raises(ConfigError, match=r"sqlite://.*memory://.*mongodb://"):
         open_store("redis://localhost")
 
 
