@@ -58,13 +58,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _copy(url: str, target: object, settings: Settings, progress: bool) -> None:
+    from tqdm import tqdm
+
     from similarity.store import open_store
     from similarity.store.migrate import copy_catalog
 
     with open_store(url, settings) as source:
         for model in source.embedding_models():
             target.check_model(model)
-        copied = copy_catalog(source, target, progress=progress)
+        with tqdm(total=source.count(), desc="copying", unit="product", disable=not progress, file=sys.stderr) as bar:
+            copied = copy_catalog(source, target, progress=lambda done, _total: bar.update(done - bar.n))
     print(f"copied {copied} products from {source.display_url} to {target.display_url}")
 
 

@@ -1,0 +1,265 @@
+"""Pure builders for MongoDB: ``$vectorSearch`` and facet pipelines, index definitions, documents <-> products.
+
+Everything here is plain data in, plain data out (no connection), so it is unit-tested as data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from bson.binary import VECTOR_SUBTYPE, Binary, BinaryVectorDtype
+
+from ..errors import StoreError
+from ..records import FACET_GROUPS, Facets, Filters, Product
+
+EMBEDDING_PATH = "embedding"
+MAX_CANDIDATES = 10_000  # Atlas limit for numCandidates (and for limit)
+MIN_CANDIDATES = 200
+CANDIDATES_PER_RESULT = 20
+FILTER_FIELDS = tuple(FACET_GROUPS.values())  # category, brand, colors, tags
+QUANTIZATIONS = ("scalar", "binary")
+_SCORE = {"$meta": "vectorSearchScore"}
+_FLOAT32 = BinaryVectorDtype.FLOAT32.value[0]
+_UTC = dt.UTC
+
+
+def num_candidates(limit: int) -> int:
+    """``min(10000, max(20 × limit, 200))``: enough candidates for good HNSW recall, within Atlas' cap."""
+    return min(MAX_CANDIDATES, max(CANDIDATES_PER_RESULT * int(limit), MIN_CANDIDATES))
+
+
+def to_cosine(score: float) -> float:
+    """Atlas reports (1 + dot) / 2 for dotProduct/cosine; turn it back into the cosine every store reports."""
+    return 2.0 * float(score) - 1.0
+
+
+def to_search_score(cosine: float) -> float:
+    return (float(cosine) + 1.0) / 2.0
+
+
+def match_filter(filters: Filters) -> dict[str, Any]:
+    """OR within a group (``$in``), AND across groups (``$and``); ``{}`` when nothing is ticked."""
+    clauses = [{FACET_GROUPS[g]: {"$in": list(values)}} for g, values in filters.groups().items() if values]
+    if not clauses:
+        return {}
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def vector_search_stage(
+    vector: np.ndarray | Sequence[float], filters: Filters, limit: int, index: str, *, exact: bool = False
+) -> dict[str, Any]:
+    """The ``$vectorSearch`` stage (it must be the first stage of the pipeline)."""
+    limit = max(1, min(int(limit), MAX_CANDIDATES))
+    stage: dict[str, Any] = {
+        "index": index,
+        "path": EMBEDDING_PATH,
+        "queryVector": [float(x) for x in np.asarray(vector, dtype=np.float32)],
+        "limit": limit,
+    }
+    if exact:
+        stage["exact"] = True
+    else:
+        stage["numCandidates"] = num_candidates(limit)
+    where = match_filter(filters)
+    if where:
+        stage["filter"] = where
+    return {"$vectorSearch": stage}
+
+
+def search_pipeline(
+    vector: np.ndarray | Sequence[float], filters: Filters, limit: int, index: str, *, exact: bool = False
+) -> list[dict[str, Any]]:
+    """Ids and raw scores of the best ``limit`` products; no thumbnails (the page is fetched by id)."""
+    return [vector_search_stage(vector, filters, limit, index, exact=exact), {"$project": {"_id": 1, "score": _SCORE}}]
+
+
+def facet_stage(groups: Iterable[str]) -> dict[str, Any]:
+    """``$facet`` with one count per value of each group's attribute (``$unwind`` handles lists and scalars)."""
+    return {
+        "$facet": {
+            group: [
+                {"$unwind": f"${FACET_GROUPS[group]}"},
+                {"$group": {"_id": f"${FACET_GROUPS[group]}", "count": {"$sum": 1}}},
+            ]
+            for group in groups
+        }
+    }
+
+
+def facet_plan(filters: Filters) -> dict[Filters, list[str]]:
+    """Disjunctive facets: each group counted under the OTHER groups' filters; equal filters share one query."""
+    plan: dict[Filters, list[str]] = {}
+    for group in FACET_GROUPS:
+        plan.setdefault(filters.without(group), []).append(group)
+    return plan
+
+
+def vector_facet_pipeline(
+    vector: np.ndarray | Sequence[float],
+    filters: Filters,
+    groups: Iterable[str],
+    limit: int,
+    index: str,
+    min_score: float | None = None,
+) -> list[dict[str, Any]]:
+    """Facet counts over the best ``limit`` candidates that pass ``filters`` (and ``min_score``)."""
+    fields = {attr: 1 for attr in FILTER_FIELDS}
+    pipeline = [vector_search_stage(vector, filters, limit, index), {"$project": {"score": _SCORE, **fields}}]
+    if min_score is not None:
+        pipeline.append({"$match": {"score": {"$gte": to_search_score(min_score)}}})
+    pipeline.append(facet_stage(groups))
+    return pipeline
+
+
+def browse_facet_pipeline(filters: Filters, groups: Iterable[str]) -> list[dict[str, Any]]:
+    """Facet counts over every product passing ``filters`` (the catalog tab)."""
+    return [{"$match": match_filter(filters)}, facet_stage(groups)]
+
+
+def facet_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """``[{"_id": value, "count": n}, …]`` -> ``{value: n}`` sorted by count desc, then value; blanks dropped."""
+    counts = {str(r["_id"]): int(r["count"]) for r in rows if r.get("_id") not in (None, "") and r.get("count")}
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def merge_facets(results: Mapping[str, Iterable[Mapping[str, Any]]], groups: Iterable[str]) -> Facets:
+    return {group: facet_counts(results.get(group, ())) for group in groups}
+
+
+def vector_index_definition(dimensions: int, quantization: str | None = None) -> dict[str, Any]:
+    """Atlas vector index: normalised vectors -> dotProduct; every filterable facet declared as a filter field."""
+    if dimensions < 1:
+        raise ValueError("dimensions must be positive")
+    vector: dict[str, Any] = {
+        "type": "vector",
+        "path": EMBEDDING_PATH,
+        "numDimensions": int(dimensions),
+        "similarity": "dotProduct",
+    }
+    if quantization:
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of: {', '.join(QUANTIZATIONS)}")
+        vector["quantization"] = quantization
+    return {"fields": [vector, *({"type": "filter", "path": attr} for attr in FILTER_FIELDS)]}
+
+
+def index_status(entry: Mapping[str, Any]) -> tuple[bool, str]:
+    """(queryable, status) from one ``list_search_indexes`` document."""
+    return bool(entry.get("queryable")), str(entry.get("status", "UNKNOWN"))
+
+
+# -- documents <-> products -------------------------------------------------------------------------
+DOCUMENT_FIELDS = (
+    "name", "category", "subcategory", "brand", "colors", "tags", "target_audience", "price",
+    "description", "thumbnail", "image_url", "source", "embedding_model",
+)  # fmt: skip
+
+
+def binary_vectors(products: Iterable[Product]) -> dict[str, Binary]:
+    out: dict[str, Binary] = {}
+    size = None
+    for p in products:
+        if p.embedding is None:
+            raise StoreError(f"Product {p.id[:12]} has no embedding.")
+        vec = np.asarray(p.embedding, dtype=np.float32)
+        if vec.ndim != 1 or not vec.size or not np.isfinite(vec).all() or (size is not None and vec.size != size):
+            raise StoreError(f"Product {p.id[:12]} has an unusable embedding (shape {vec.shape}).")
+        size = vec.size
+        out[p.id] = Binary.from_vector(vec.tolist(), BinaryVectorDtype.FLOAT32)
+    return out
+
+
+def to_document(p: Product, vector: Binary, now: dt.datetime) -> dict[str, Any]:
+    doc = {field: getattr(p, field) for field in DOCUMENT_FIELDS}
+    doc.update(colors=list(p.colors), tags=list(p.tags), embedding=vector, updated_at=now)
+    doc["thumbnail"] = Binary(p.thumbnail) if p.thumbnail else None
+    return doc
+
+
+def to_product(doc: dict[str, Any], *, vectors: bool = False) -> Product:
+    thumbnail = doc.get("thumbnail")
+    product = Product(
+        id=str(doc["_id"]),
+        name=doc.get("name") or "",
+        category=doc.get("category") or "other",
+        subcategory=doc.get("subcategory") or "",
+        brand=doc.get("brand") or None,
+        colors=tuple(doc.get("colors") or ()),
+        tags=tuple(doc.get("tags") or ()),
+        target_audience=doc.get("target_audience") or None,
+        price=float(doc["price"]) if doc.get("price") is not None else None,
+        description=doc.get("description") or "",
+        thumbnail=bytes(thumbnail) if thumbnail else None,
+        image_url=doc.get("image_url") or None,
+        source=doc.get("source") or "",
+        embedding_model=doc.get("embedding_model") or "",
+        created_at=epoch(doc.get("created_at")),
+        updated_at=epoch(doc.get("updated_at")),
+    )
+    if vectors and doc.get("embedding") is not None:
+        product.embedding = to_vector(doc["embedding"])
+    return product
+
+
+def to_vector(value: Any) -> np.ndarray:
+    """BSON float32 vector (fast path), other BSON vectors, raw float32 bytes, or a plain array of numbers."""
+    if isinstance(value, Binary) and value.subtype == VECTOR_SUBTYPE:
+        raw = bytes(value)
+        if raw[:1] and raw[0] == _FLOAT32:
+            return np.frombuffer(raw, dtype=np.float32, offset=2).copy()
+        return np.asarray(value.as_vector().data, dtype=np.float32)
+    if isinstance(value, bytes):
+        return np.frombuffer(value, dtype=np.float32).copy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def stack_vectors(vectors: list[np.ndarray]) -> np.ndarray:
+    if not vectors:
+        return np.zeros((0, 0), np.float32)
+    if len({v.shape for v in vectors}) > 1:
+        raise StoreError(
+            "The catalog holds vectors of different sizes; re-embed it with python -m data_seed --reembed."
+        )
+    return np.ascontiguousarray(np.stack(vectors), dtype=np.float32)
+
+
+def facet_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value if v)
+    return (str(value),) if value else ()
+
+
+def next_timestamp(latest: dt.datetime | None) -> dt.datetime:
+    """Now, in whole milliseconds (BSON precision), strictly after the newest write so version() always moves."""
+    now = dt.datetime.fromtimestamp(int(time.time() * 1000) / 1000, _UTC)
+    step = dt.timedelta(milliseconds=1)
+    return latest + step if latest is not None and now <= latest else now
+
+
+def created_at_of(p: Product, now: dt.datetime) -> dt.datetime:
+    return dt.datetime.fromtimestamp(p.created_at, _UTC) if p.created_at else now
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=_UTC)  # pymongo returns naive UTC by default
+
+
+def epoch(value: Any) -> float:
+    if isinstance(value, dt.datetime):
+        return as_utc(value).timestamp()
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def definition_key(definition: dict[str, Any]) -> set[tuple]:
+    keys = ("type", "path", "numDimensions", "similarity", "quantization")
+    return {tuple(None if f.get(k) in (None, "none") else f.get(k) for k in keys) for f in definition.get("fields", [])}
+
+
+def describe_definition(definition: dict[str, Any]) -> str:
+    vector = definition["fields"][0]
+    extra = f", {vector['quantization']} quantization" if vector.get("quantization") else ""
+    return f"{vector['numDimensions']} dims, {vector['similarity']}{extra}"
