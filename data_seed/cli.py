@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from similarity.config import Settings
+from similarity.config import TAGGERS, Settings
 from similarity.errors import ConfigError, SimilarityError
 
 from .sources import SOURCE_FORMS, Columns
@@ -18,6 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--store", help="catalog URL (default: SIMILARITY_STORE or the local SQLite file)")
     parser.add_argument("--limit", type=int, help="add at most N items from the source")
     parser.add_argument("--reembed", action="store_true", help="re-embed with the configured model")
+    parser.add_argument(
+        "--tagger", choices=TAGGERS, help="fill missing metadata with this tagger (default: SIMILARITY_TAGGER)"
+    )
+    parser.add_argument("--retag", action="store_true", help="re-tag every stored product (refreshes tags)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per model batch (default 32)")
     parser.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
     parser.add_argument("--copy-from", metavar="URL", help="copy a catalog from another store (no re-embedding)")
@@ -33,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        return run(args, Settings.from_env(store_url=args.store))
+        return run(args, Settings.from_env(store_url=args.store, tagger=args.tagger))
     except SimilarityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -45,14 +49,14 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from similarity.store import open_store
 
-    if not (args.source or args.copy_from or args.create_vector_index or args.reembed):
-        raise ConfigError("Nothing to do: give --source, --copy-from, --create-vector-index or --reembed")
+    if not (args.source or args.copy_from or args.create_vector_index or args.reembed or args.retag):
+        raise ConfigError("Nothing to do: give --source, --copy-from, --create-vector-index, --reembed or --retag")
     with open_store(settings.store_url, settings) as store:
         if args.copy_from:
             _copy(args.copy_from, store, settings, not args.no_progress)
         if args.create_vector_index:
             _create_index(store, args.quantization)
-        if args.source or args.reembed:
+        if args.source or args.reembed or args.retag:
             return _seed(args, store, settings)
     return 0
 
@@ -89,15 +93,55 @@ def _seed(args: argparse.Namespace, store: object, settings: Settings) -> int:
         batch_size=settings.batch_size, torch_threads=settings.torch_threads,
     )  # fmt: skip
     progress = not args.no_progress
-    if args.reembed and not args.source:
-        print(f"re-embedded {reembed_stored(store, embedder, progress=progress)} products with {embedder.model_id}")
+    enrich = _enricher(args, settings, embedder)
+    if not args.source:
+        if args.reembed:
+            print(f"re-embedded {reembed_stored(store, embedder, progress=progress)} products with {embedder.model_id}")
+        if args.retag:
+            _retag(store, enrich, progress)
         return 0
     if not args.reembed:
         store.check_model(embedder.model_id)
     columns = Columns(args.image_column, args.name_column, args.category_column, args.brand_column)
     report = seed_source(
         args.source, store, embedder, limit=args.limit, progress=progress, columns=columns,
-        batch_size=args.batch_size, workers=args.workers, reembed=args.reembed,
+        batch_size=args.batch_size, workers=args.workers, reembed=args.reembed, enrich=enrich,
     )  # fmt: skip
     print(f"{report.summary()} -> {store.display_url} ({store.count()} products)")
+    _print_tagging(enrich)
+    if args.retag:
+        _retag(store, enrich, progress)
     return report.exit_code
+
+
+def _enricher(args: argparse.Namespace, settings: Settings, embedder: object) -> object:
+    """The ingest hook that fills missing metadata, or None (tagging off, or CLIP on random weights)."""
+    from similarity.tagging import make_enricher, make_tagger
+
+    tagger = make_tagger(settings, embedder)
+    if tagger is not None and tagger.name == "clip" and settings.random_weights and args.tagger is None:
+        print("note: not tagging: CLIP has random weights (pass --tagger clip to force it)", file=sys.stderr)
+        tagger = None
+    if tagger is None:
+        if args.retag:
+            raise ConfigError("--retag needs a tagger: set SIMILARITY_TAGGER or --tagger (gemini or clip)")
+        return None
+    return make_enricher(tagger, settings.gemini_concurrency)
+
+
+def _retag(store: object, enrich: object, progress: bool) -> None:
+    from similarity.tagging import make_enricher
+
+    from .pipeline import retag_stored
+
+    enrich = make_enricher(enrich.tagger, enrich.concurrency, overwrite=True)
+    print(f"re-tagged {retag_stored(store, enrich, progress=progress)} products with {enrich.tagger.name}")
+    _print_tagging(enrich)
+
+
+def _print_tagging(enrich: object) -> None:
+    if enrich is None:
+        return
+    print(enrich.summary())
+    for product_id, reason in enrich.failures:
+        print(f"  tagging failed: {product_id[:12]}: {reason}", file=sys.stderr)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
@@ -50,6 +50,21 @@ def reembed_stored(store: CatalogStore, embedder: OpenClipEmbedder, *, progress:
             vectors = embedder.embed_images([images.load_image(p.thumbnail).image for p in usable])
             for product, vector in zip(usable, vectors, strict=True):
                 product.embedding, product.embedding_model = vector, embedder.model_id
+            store.upsert(usable)
+            done += len(usable)
+            bar.update(len(batch))
+    return done
+
+
+def retag_stored(store: CatalogStore, enrich: Callable[[list, list], None], *, progress: bool = True) -> int:
+    """Run ``enrich`` (an overwriting tagging hook) over every stored product's thumbnail and save it."""
+    from similarity import images
+
+    done = 0
+    with tqdm(total=store.count(), desc="re-tagging", unit="img", disable=not progress, file=sys.stderr) as bar:
+        for batch in store.iter_products(batch_size=64, vectors=True):
+            usable = [p for p in batch if p.thumbnail]
+            enrich(usable, [images.load_image(p.thumbnail).image for p in usable])
             store.upsert(usable)
             done += len(usable)
             bar.update(len(batch))

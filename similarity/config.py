@@ -18,7 +18,7 @@ DEFAULT_STORE = f"sqlite:///{APP_DIR / 'data' / 'catalog.db'}"
 TAGGERS = ("auto", "gemini", "clip", "off")
 MONGO_SEARCH_MODES = ("auto", "atlas", "exact")
 VECTOR_DTYPES = ("float32", "float16")
-DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-lite"
+DEFAULT_GEMINI_MODEL = "gemini-3.5-flash-lite"  # stable flash-lite (2026-07); 2.5-flash-lite is withdrawn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,13 @@ class Settings:
         _check_choice("SIMILARITY_VECTOR_DTYPE", self.vector_dtype, VECTOR_DTYPES)
         if self.batch_size < 1 or self.facet_candidates < 1:
             raise ConfigError("batch size and facet candidates must be at least 1")
+
+    def __repr__(self) -> str:  # replaces the dataclass repr: a MongoDB URL's password is masked
+        from .store.base import mask_url
+
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
+        values["store_url"] = mask_url(self.store_url)
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in values.items())})"
 
     @property
     def random_weights(self) -> bool:

@@ -149,6 +149,18 @@ class OpenClipEmbedder:
                 out.append(self._model.encode_text(tokens, normalize=True).float().cpu().numpy())
         return _normalise(np.concatenate(out))
 
+    def classifier(self, classnames: Sequence[str], templates: Sequence[str]) -> np.ndarray:
+        """Zero-shot class embeddings (n_classes, dim): each class's prompt ensemble, averaged, normalised."""
+        import open_clip
+        import torch
+
+        self.load()
+        with torch.inference_mode():
+            weights = open_clip.build_zero_shot_classifier(
+                self._model, self._tokenizer, list(classnames), list(templates), device=self.device
+            )
+        return _normalise(weights.T.float().cpu().numpy())
+
     def info(self) -> dict[str, Any]:
         return {"model": self.model_id, "random_weights": self.random_weights, "loaded": self.loaded}
 

@@ -42,6 +42,8 @@ def facet_values(values: object, limit: int = 40, max_items: int = 8) -> tuple[s
     """Normalise a list (or comma-separated string) of facet values, de-duplicated in order."""
     if isinstance(values, str):
         values = values.split(",")
+    elif not isinstance(values, list | tuple | set | frozenset):
+        values = [] if values is None else [values]  # a stray scalar from a model or a CSV cell
     seen: dict[str, None] = {}
     for item in values or ():
         value = facet_value(item, limit)

@@ -7,8 +7,11 @@ the catalog tab all go through it.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,7 @@ from .config import Settings
 from .errors import NotFoundError, SimilarityError
 from .index import StoreIndex
 from .records import Filters, Match, Product, SearchResult
+from .tagging import TagResult, describe_job
 
 if TYPE_CHECKING:
     from .embedder import OpenClipEmbedder
@@ -38,6 +42,8 @@ class Query:
     image: Any = dataclasses.field(default=None, repr=False)  # decoded PIL image, for the tagger
     source_id: str | None = None
     text: str | None = None
+    # unit vectors per modality ("image", "text"), so a new text weight needs no re-embedding
+    parts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "source_id": self.source_id, "text": self.text}
@@ -65,8 +71,10 @@ class SearchService:
         self.embedder = embedder
         self.tagger = tagger
         self.settings = settings or Settings()
-        self.ranker = ranker or store.ranker() or StoreIndex(store)
+        self.ranker = ranker or store.ranker() or StoreIndex(store, self.settings)
         self.url_guard = images.UrlGuard()
+        self._tag_pool: ThreadPoolExecutor | None = None  # created on first describe_async
+        self._tag_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -86,7 +94,7 @@ class SearchService:
         text = (text or "").strip() or None
         picture = None
         if url and url.strip() and image is None:
-            with _timed(timings, "fetch"):
+            with _timed(timings, "download"):  # "fetch" is the store read in rank()
                 image = images.fetch_url(url.strip(), self.url_guard)
         if image is not None:
             with _timed(timings, "decode"):
@@ -97,21 +105,23 @@ class SearchService:
             with _timed(timings, "load_model"):
                 self.embedder.load()
         with _timed(timings, "embed"):
-            vector = self._combine(picture, text, text_weight)
+            parts = self._embed_parts(picture, text)
         kind = "+".join(k for k, v in (("image", picture), ("text", text)) if v is not None)
-        return Query(vector, kind, timings, picture, text=text)
+        return Query(combine_parts(parts, text_weight), kind, timings, picture, text=text, parts=parts)
 
-    def _combine(self, picture: Any, text: str | None, text_weight: float) -> np.ndarray:
-        parts = []
+    def _embed_parts(self, picture: Any, text: str | None) -> dict[str, np.ndarray]:
+        parts = {}
         if picture is not None:
-            parts.append((1.0 - text_weight if text else 1.0, self.embedder.embed_images([picture])[0]))
+            parts["image"] = self.embedder.embed_images([picture])[0]
         if text is not None:
-            parts.append((text_weight if picture is not None else 1.0, self.embedder.embed_texts([text])[0]))
-        vector = sum(w * v for w, v in parts)
-        norm = float(np.linalg.norm(vector))
-        if norm < 1e-9:
-            raise SimilarityError("The text weight cancels the query; choose a weight between 0 and 1.")
-        return (vector / norm).astype(np.float32)
+            parts["text"] = self.embedder.embed_texts([text])[0]
+        return parts
+
+    def reweight(self, query: Query, text_weight: float) -> Query:
+        """The same image+text query with another text weight (no decoding or embedding)."""
+        if len(query.parts) < 2:
+            return query
+        return dataclasses.replace(query, vector=combine_parts(query.parts, text_weight), timings_ms={})
 
     def product_query(self, product_id: str) -> Query:
         """A query from a stored product's vector ("more like this")."""
@@ -187,6 +197,38 @@ class SearchService:
     def check_model(self) -> None:
         self.store.check_model(self.model_id)
 
+    # -- tagging: runs beside a search, never delays or fails it ------------------------------
+    def describe_async(self, query_or_image: Query | images.ImageSource) -> Future[TagResult] | None:
+        """Start tagging in the background and return at once, so it overlaps embedding and ranking.
+
+        Takes a ``Query`` (its decoded image; an image-only query's vector is reused by the CLIP
+        tagger; a product query gives the product's stored tags), or a PIL image, image bytes or a
+        local file path (decoded in the worker; pass these before ``encode`` for the most overlap).
+        Returns None when tagging is off or there is no image (text query).
+        The future never raises for tagging failures: it yields a ``TagResult`` whose ``tagger`` is
+        who produced the tags ("gemini", "clip", "catalog", or "none" on failure), ``error`` why the
+        preferred tagger failed (fallbacks included), and ``label`` a ready UI caption.
+        """
+        job = describe_job(self.tagger, query_or_image, self.store)
+        return None if job is None else self._tag_executor().submit(job)
+
+    def describe(self, query_or_image: Query | images.ImageSource, timeout: float | None = None) -> TagResult | None:
+        """``describe_async`` and wait up to ``timeout`` seconds; never raises for tagging failures."""
+        future = self.describe_async(query_or_image)
+        if future is None:
+            return None
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            return TagResult.failed("Tagging is taking longer than expected.")
+
+    def _tag_executor(self) -> ThreadPoolExecutor:
+        with self._tag_lock:
+            if self._tag_pool is None:
+                workers = max(1, self.settings.gemini_concurrency)
+                self._tag_pool = ThreadPoolExecutor(workers, thread_name_prefix="describe")
+            return self._tag_pool
+
 
 def build_service(settings: Settings | None = None, **overrides: Any) -> SearchService:
     """Wire store, embedder and tagger from settings (read once)."""
@@ -212,6 +254,16 @@ def _make_tagger(settings: Settings, embedder: OpenClipEmbedder) -> Any:
     from .tagging import make_tagger
 
     return make_tagger(settings, embedder)
+
+
+def combine_parts(parts: dict[str, np.ndarray], text_weight: float) -> np.ndarray:
+    """Weighted sum of the image and text vectors (text gets ``text_weight``), L2-normalised."""
+    weights = {"image": 1.0 - text_weight, "text": text_weight} if len(parts) > 1 else {k: 1.0 for k in parts}
+    vector = sum(weights[k] * v for k, v in parts.items())
+    norm = float(np.linalg.norm(vector))
+    if norm < 1e-9:
+        raise SimilarityError("The text weight cancels the query; choose a weight between 0 and 1.")
+    return (vector / norm).astype(np.float32)
 
 
 def _check_top_k(top_k: int) -> int:
