@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import html
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
@@ -42,7 +43,7 @@ def facet_values(values: object, limit: int = 40, max_items: int = 8) -> tuple[s
     """Normalise a list (or comma-separated string) of facet values, de-duplicated in order."""
     if isinstance(values, str):
         values = values.split(",")
-    elif not isinstance(values, list | tuple | set | frozenset):
+    elif not isinstance(values, Iterable):
         values = [] if values is None else [values]  # a stray scalar from a model or a CSV cell
     seen: dict[str, None] = {}
     for item in values or ():
