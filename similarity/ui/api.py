@@ -1,0 +1,133 @@
+"""The public HTTP API: named endpoints ``/search_image``, ``/search_text`` and ``/similar_to``.
+
+Each returns the documented JSON contract (``SearchResult.to_dict(thumbnails=True)``): matches with
+id, name, category, brand, colors, tags, score and a thumbnail data URL, plus facets and timings.
+Parameter names are the keyword names clients use (``gradio_client``, MCP tools).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import SimilarityError
+from ..records import Filters
+from ..search import DEFAULT_TOP_K, SearchService
+from .handlers import user_errors
+
+
+class SearchApi:
+    def __init__(self, service: SearchService) -> None:
+        self.service = service
+
+    @user_errors
+    def search_image(
+        self,
+        image: str | None = None,
+        url: str | None = None,
+        text: str | None = None,
+        text_weight: float = 0.5,
+        top_k: int = DEFAULT_TOP_K,
+        min_score: float | None = None,
+        categories: list[str] | None = None,
+        brands: list[str] | None = None,
+        colors: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Find catalog products that look like a photo.
+
+        Args:
+            image: the photo (a file; JPEG, PNG, WebP, GIF, BMP or TIFF, up to 10 MB).
+            url: an http(s) image URL, used when no image file is given.
+            text: optional words that refine the photo query, e.g. "red".
+            text_weight: how much the text counts against the photo, 0 to 1.
+            top_k: how many products to return (1 to 100).
+            min_score: leave out products whose cosine similarity is below this.
+            categories: keep only these categories, e.g. ["shoes"].
+            brands: keep only these brands.
+            colors: keep only products with one of these colours.
+            tags: keep only products with one of these tags.
+        Returns:
+            matches (id, name, category, brand, colors, tags, score, thumbnail, ...), facets, timings_ms, model.
+        """
+        if not image and not (url or "").strip():
+            raise SimilarityError("Give a photo (image) or an image URL (url) to search with.")
+        result = self.service.search(
+            image or None,
+            url=url,
+            text=text,
+            text_weight=float(text_weight),
+            filters=_filters(categories, brands, colors, tags),
+            top_k=_int(top_k),
+            min_score=min_score,
+        )
+        return result.to_dict(thumbnails=True)
+
+    @user_errors
+    def search_text(
+        self,
+        text: str = "",
+        top_k: int = DEFAULT_TOP_K,
+        min_score: float | None = None,
+        categories: list[str] | None = None,
+        brands: list[str] | None = None,
+        colors: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Find catalog products matching a description, e.g. "black leather backpack".
+
+        Args:
+            text: what you are looking for.
+            top_k: how many products to return (1 to 100).
+            min_score: leave out products whose cosine similarity is below this.
+            categories: keep only these categories.
+            brands: keep only these brands.
+            colors: keep only products with one of these colours.
+            tags: keep only products with one of these tags.
+        Returns:
+            matches, facets, timings_ms and model, as for /search_image.
+        """
+        if not (text or "").strip():
+            raise SimilarityError("Type a description to search for (text).")
+        filters = _filters(categories, brands, colors, tags)
+        return self.service.search(text=text, filters=filters, top_k=_int(top_k), min_score=min_score).to_dict(True)
+
+    @user_errors
+    def similar_to(
+        self,
+        product_id: str = "",
+        top_k: int = DEFAULT_TOP_K,
+        min_score: float | None = None,
+        categories: list[str] | None = None,
+        brands: list[str] | None = None,
+        colors: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Find products similar to a catalog product ("more like this"); the product itself is left out.
+
+        Args:
+            product_id: the id of a catalog product (the "id" of a match).
+            top_k: how many products to return (1 to 100).
+            min_score: leave out products whose cosine similarity is below this.
+            categories: keep only these categories.
+            brands: keep only these brands.
+            colors: keep only products with one of these colours.
+            tags: keep only products with one of these tags.
+        Returns:
+            matches, facets, timings_ms and model, as for /search_image.
+        """
+        if not (product_id or "").strip():
+            raise SimilarityError("Give the id of a catalog product (product_id).")
+        filters = _filters(categories, brands, colors, tags)
+        result = self.service.similar_to(product_id.strip(), filters, _int(top_k), min_score)
+        return result.to_dict(thumbnails=True)
+
+
+def _filters(categories: Any, brands: Any, colors: Any, tags: Any) -> Filters:
+    return Filters.of(categories=categories, brands=brands, colors=colors, tags=tags)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SimilarityError("top_k must be a whole number.") from None

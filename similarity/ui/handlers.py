@@ -1,0 +1,256 @@
+"""Search-tab handlers: plain functions over the SearchService, testable without a browser.
+
+The embedded query is kept in a per-session ``SearchSession`` (``gr.State``), so filter, slider and
+text-weight changes re-rank without decoding or embedding again. Tagging starts in the background
+when a photo is searched and is shown by a chained event, so results never wait for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, NamedTuple, TypeVar
+
+import gradio as gr
+
+from ..errors import SimilarityError
+from ..records import FACET_GROUPS, Filters, Product, SearchResult
+from ..search import Query, SearchService
+from . import format as fmt
+from .files import UiFiles
+
+log = logging.getLogger(__name__)
+
+GENERIC_ERROR = "Something went wrong on our side. Please try again."
+TAG_WAIT_S = 60.0  # the taggers have their own timeouts; this only bounds a stuck future
+NO_TAGGER = "No tagger is configured, so there is no description of the photo (set SIMILARITY_TAGGER)."
+NO_PHOTO = "Photo tags appear when you search with a photo."
+FROM_PRODUCT = "Searching from a catalog product: its details are in its caption."
+TAGGING = "Looking at the photo…"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Show domain errors as short ``gr.Error`` messages; log anything else and show a generic one."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except SimilarityError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(GENERIC_ERROR, print_exception=False) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@dataclasses.dataclass
+class SearchSession:
+    """What one browser session searched last (kept in ``gr.State``)."""
+
+    query: Query
+    ids: list[str] = dataclasses.field(default_factory=list)  # product ids in gallery order
+    source: Product | None = None  # the product a "more like this" search started from
+    tag_job: Future | None = None
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    tags_shown: bool = False
+
+
+class SearchOutputs(NamedTuple):
+    """Values for the result components, in the order the layout wires them."""
+
+    gallery: Any
+    source: Any
+    categories: Any
+    brands: Any
+    colors: Any
+    tags: Any
+    timings: Any
+    download: Any
+    session: Any
+    tag_panel: Any
+
+
+class SearchHandlers:
+    def __init__(self, service: SearchService, files: UiFiles) -> None:
+        self.service = service
+        self.files = files
+
+    # -- events ----------------------------------------------------------------------------
+    @user_errors
+    def search(
+        self,
+        image: Any,
+        url: str | None,
+        text: str | None,
+        text_weight: float,
+        top_k: float,
+        min_score: float,
+        categories: Sequence[str] | None,
+        brands: Sequence[str] | None,
+        colors: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        session: SearchSession | None = None,
+    ) -> SearchOutputs:
+        """A new search from the photo, URL and/or text (decodes and embeds once)."""
+        query = self.service.encode(image or None, url=url, text=text, text_weight=float(text_weight))
+        job = self._start_tagging(query)
+        query = dataclasses.replace(query, image=None)  # the tagger has it; do not keep pixels in the session
+        fresh = SearchSession(query, tag_job=job)
+        panel = TAGGING if job is not None else self._no_tags_text(query)
+        return self._show(fresh, _groups(categories, brands, colors, tags), top_k, min_score, panel)
+
+    def auto_search(self, image: Any, url: str | None, text: str | None, *rest: Any) -> SearchOutputs:
+        """Search when a photo arrives (upload, webcam, paste, example); clearing the photo does nothing."""
+        if image is None:
+            return _skip_all()
+        return self.search(image, url, text, *rest)
+
+    @user_errors
+    def rerank(
+        self,
+        text_weight: float,
+        top_k: float,
+        min_score: float,
+        categories: Sequence[str] | None,
+        brands: Sequence[str] | None,
+        colors: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        session: SearchSession | None,
+    ) -> SearchOutputs:
+        """Filters, sliders or text weight changed: rank the kept query vector again."""
+        if session is None:
+            return _skip_all()
+        query = self.service.reweight(session.query, float(text_weight))
+        query = dataclasses.replace(query, timings_ms={})
+        again = dataclasses.replace(session, query=query, timings={})
+        groups = _groups(categories, brands, colors, tags)
+        return self._show(again, groups, top_k, min_score, gr.skip(), note="re-ranked, no re-embedding")
+
+    @user_errors
+    def more_like_this(
+        self,
+        evt: gr.SelectData,
+        top_k: float,
+        min_score: float,
+        categories: Sequence[str] | None,
+        brands: Sequence[str] | None,
+        colors: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        session: SearchSession | None,
+    ) -> SearchOutputs:
+        """A gallery item was selected: search with that product's stored vector."""
+        index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        if session is None or not isinstance(index, int) or not 0 <= index < len(session.ids):
+            raise SimilarityError("That result is no longer shown; search again.")
+        return self.similar(session.ids[index], top_k, min_score, categories, brands, colors, tags)
+
+    @user_errors
+    def similar(
+        self,
+        product_id: str,
+        top_k: float,
+        min_score: float,
+        categories: Sequence[str] | None,
+        brands: Sequence[str] | None,
+        colors: Sequence[str] | None,
+        tags: Sequence[str] | None,
+    ) -> SearchOutputs:
+        query = self.service.product_query(product_id)
+        source = next(iter(self.service.store.get([product_id])), None)
+        job = self._start_tagging(query)  # a product query gives the product's stored tags
+        fresh = SearchSession(query, source=source, tag_job=job)
+        panel = TAGGING if job is not None else self._no_tags_text(query)
+        return self._show(fresh, _groups(categories, brands, colors, tags), top_k, min_score, panel)
+
+    def show_tags(self, session: SearchSession | None) -> tuple[Any, Any]:
+        """Chained after a search: wait for the background tagging and fill the panel."""
+        if session is None or session.tag_job is None or session.tags_shown:
+            return gr.skip(), gr.skip()
+        session.tags_shown = True  # a photo cleared later re-runs this chain: nothing new to show
+        try:
+            result = session.tag_job.result(timeout=TAG_WAIT_S)
+        except FutureTimeout:
+            return "Describing the photo took too long.", fmt.timings_line(session.timings, "timed out")
+        except Exception:
+            log.exception("tagging failed")
+            return "Could not describe the photo.", fmt.timings_line(session.timings, "failed")
+        return fmt.tags_markdown(result), fmt.timings_line(session.timings, result.elapsed_ms)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _start_tagging(self, query: Query) -> Future | None:
+        describe = getattr(self.service, "describe_async", None)
+        return None if describe is None else describe(query)  # None: tagging off, or a text query
+
+    def _no_tags_text(self, query: Query) -> str:
+        if query.source_id:
+            return FROM_PRODUCT
+        return NO_PHOTO if "image" not in query.kind else NO_TAGGER
+
+    def _show(
+        self,
+        session: SearchSession,
+        groups: dict[str, list[str]],
+        top_k: float,
+        min_score: float,
+        panel: Any,
+        note: str = "",
+    ) -> SearchOutputs:
+        result, updates = self.rank_keeping_valid_ticks(session.query, groups, top_k, min_score)
+        session.ids = [m.product.id for m in result.matches]
+        session.timings = dict(result.timings_ms)
+        gallery = [(self.files.thumbnail(m.product), fmt.caption(m.product, m.score)) for m in result.matches]
+        kind = session.query.kind
+        source = fmt.source_html(kind, session.query.text, session.source, len(result.matches))
+        timings = fmt.timings_line(session.timings, _tag_status(session.tag_job), note)
+        export = self.export(result, updates)
+        return SearchOutputs(gallery, source, *updates.values(), timings, export, session, panel)
+
+    def rank_keeping_valid_ticks(
+        self, query: Query, groups: dict[str, list[str]], top_k: float, min_score: float
+    ) -> tuple[SearchResult, dict[str, Any]]:
+        """Rank, then drop ticks that no longer appear in the facets (and rank again if any did)."""
+        limit = _min_score(min_score)
+        result = self.service.rank(query, Filters.of(**groups), int(top_k), limit)
+        valid = {g: fmt.facet_choices(result.facets.get(g, {}), ticks)[1] for g, ticks in groups.items()}
+        if valid != {g: list(dict.fromkeys(t)) for g, t in groups.items()}:
+            result = self.service.rank(query, Filters.of(**valid), int(top_k), limit)
+        updates = {}
+        for group in FACET_GROUPS:
+            choices, keep = fmt.facet_choices(result.facets.get(group, {}), valid[group])
+            updates[group] = gr.update(choices=choices, value=keep, visible=bool(choices))
+        return result, updates
+
+    def export(self, result: SearchResult, updates: dict[str, Any]) -> str:
+        data = result.to_dict(thumbnails=False)
+        data["filters"] = {group: update["value"] for group, update in updates.items()}
+        return self.files.export_json(data)
+
+
+def _groups(*values: Sequence[str] | None) -> dict[str, list[str]]:
+    return {group: list(v or ()) for group, v in zip(FACET_GROUPS, values, strict=True)}
+
+
+def _min_score(value: float | None) -> float | None:
+    """The slider's 0 means "no minimum" (cosine scores can be negative)."""
+    return float(value) if value else None
+
+
+def _tag_status(job: Future | None) -> str | float | None:
+    if job is None:
+        return None
+    if not job.done() or job.exception() is not None:
+        return "…" if not job.done() else None
+    return job.result().elapsed_ms
+
+
+def _skip_all() -> SearchOutputs:
+    return SearchOutputs(*(gr.skip() for _ in SearchOutputs._fields))

@@ -1,0 +1,233 @@
+"""The Gradio Blocks layout: components and event wiring (the logic lives in the handler modules)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+from ..errors import SimilarityError
+from ..records import CATEGORIES, COLORS
+from ..search import DEFAULT_TOP_K, SearchService
+from . import format as fmt
+from .api import SearchApi
+from .catalog import READ_ONLY, WRITABLE, CatalogHandlers
+from .files import UiFiles
+from .handlers import SearchHandlers
+
+log = logging.getLogger(__name__)
+
+TITLE = "AI Similar Image Visualizer"
+INTRO = (
+    "Upload a product photo, paste an image URL or describe what you want: "
+    "the closest products in the catalog appear with their similarity scores."
+)
+PRIVATE = {"api_visibility": "private"}
+EXAMPLES = 6
+START_HINT = '<div class="source-card"><span>Results appear here.</span></div>'
+TAG_HINT = "Search with a photo to see its tags."
+# on narrow screens the results sit below the inputs and filters: bring them into view
+SCROLL_TO_RESULTS = """() => {
+  const el = document.getElementById("results-source");
+  if (el && el.getBoundingClientRect().top > window.innerHeight * 0.6) el.scrollIntoView({behavior: "smooth"});
+}"""
+
+
+def build_blocks(service: SearchService, files: UiFiles | None = None) -> gr.Blocks:
+    files = files or UiFiles()
+    search = SearchHandlers(service, files)
+    catalog = CatalogHandlers(service, files)
+    info = _info(service)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(f"# {TITLE}")
+        gr.Markdown(INTRO, elem_id="intro")
+        if info["random_weights"]:
+            gr.HTML(fmt.random_weights_banner(info["model"]), elem_id="weights-banner")
+        with gr.Tabs():
+            with gr.Tab("Search", id="search"):
+                _search_tab(search, _example_paths(service, files))
+            with gr.Tab("Catalog", id="catalog"):
+                _catalog_tab(demo, catalog)
+        gr.Markdown(fmt.footer_markdown(info["model"], info["store"], info["tagger"]), elem_id="footer")
+        _api(SearchApi(service))
+    demo.queue(default_concurrency_limit=2, max_size=32)  # 2 vCPUs; a bounded queue sheds load
+    return demo
+
+
+def _search_tab(handlers: SearchHandlers, examples: list[str]) -> None:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=300, elem_id="query-column"):
+            image = gr.Image(
+                label="Product photo",
+                sources=["upload", "webcam", "clipboard"],
+                type="filepath",
+                image_mode=None,  # keep the original file; similarity.images decodes it
+                height=240,
+                elem_id="query-image",
+            )
+            url = gr.Textbox(label="…or an image URL", placeholder="https://example.com/shoe.jpg", max_lines=1)
+            text = gr.Textbox(label="Describe it (optional)", placeholder="e.g. red leather handbag", max_lines=1)
+            with gr.Row():
+                go = gr.Button("Search", variant="primary", elem_id="search-btn")
+                clear = gr.ClearButton(value="Clear")
+            with gr.Group(elem_id="search-filters"):
+                groups = _filter_groups("search")
+            with gr.Accordion("Search options", open=False):
+                text_weight = gr.Slider(0, 1, 0.5, step=0.05, label="Text weight (photo + text searches)")
+                top_k = gr.Slider(1, 48, DEFAULT_TOP_K, step=1, label="Results")
+                min_score = gr.Slider(0, 1, 0, step=0.01, label="Minimum similarity", info="0 = no minimum")
+            if examples:
+                gr.Examples([[p] for p in examples], inputs=[image], label="Try a catalog photo",
+                            cache_examples=False, examples_per_page=EXAMPLES, **PRIVATE)  # fmt: skip
+        with gr.Column(scale=5, min_width=320):
+            source = gr.HTML(START_HINT, elem_id="results-source")
+            gallery = gr.Gallery(
+                label="Similar products",
+                show_label=False,
+                columns=4,
+                height="auto",
+                object_fit="contain",
+                allow_preview=False,
+                buttons=[],
+                elem_id="results-gallery",
+            )
+            with gr.Row(equal_height=True):
+                timings = gr.Markdown("", elem_id="timings")
+                download = gr.DownloadButton("Download JSON", size="sm", scale=0, elem_id="download-json")
+            with gr.Group(elem_id="tag-box"):
+                gr.Markdown("**What we see in your photo**", padding=True)
+                tag_panel = gr.Markdown(TAG_HINT, padding=True, elem_id="tag-panel")
+            session = gr.State(None)
+
+    outputs = [gallery, source, *groups, timings, download, session, tag_panel]
+    ranking = [top_k, min_score, *groups]
+    new_search = {"fn": handlers.search, "inputs": [image, url, text, text_weight, *ranking, session]}
+    common = {"outputs": outputs, "concurrency_id": "search", **PRIVATE}
+    tags = {"fn": handlers.show_tags, "inputs": [session], "outputs": [tag_panel, timings], **PRIVATE}
+    tags["concurrency_limit"] = 8  # it only waits for the background tagger
+    for searched in (
+        gr.on([go.click, url.submit, text.submit], **new_search, **common),
+        image.change(**{**new_search, "fn": handlers.auto_search}, **common, trigger_mode="always_last"),
+    ):
+        searched.then(None, js=SCROLL_TO_RESULTS, **PRIVATE)
+        searched.then(**tags, show_progress="hidden")
+    rerank = {"fn": handlers.rerank, "inputs": [text_weight, *ranking, session], "show_progress": "minimal"}
+    triggers = [g.input for g in groups] + [top_k.release, min_score.release, text_weight.release]
+    gr.on(triggers, **rerank, **common, trigger_mode="always_last")
+    gallery.select(handlers.more_like_this, inputs=[*ranking, session], **common)
+    clear.add([image, url, text, gallery, timings])
+    reset = [session, source, tag_panel, *groups]
+    clear.click(lambda: (None, START_HINT, TAG_HINT, *[_hidden_group()] * len(groups)), outputs=reset, **PRIVATE)
+
+
+def _hidden_group() -> dict[str, Any]:
+    return gr.update(choices=[], value=[], visible=False)
+
+
+def _filter_groups(prefix: str) -> list[gr.CheckboxGroup]:
+    labels = {"categories": "Category", "brands": "Brand", "colors": "Colour", "tags": "Tags"}
+    return [
+        gr.CheckboxGroup([], value=[], label=label, visible=False, elem_id=f"{prefix}-{group}")
+        for group, label in labels.items()
+    ]
+
+
+def _catalog_tab(demo: gr.Blocks, handlers: CatalogHandlers) -> None:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=300):
+            with gr.Accordion("Store", open=True):
+                store_info = gr.Markdown(elem_id="store-info")
+            groups = _filter_groups("catalog")
+        with gr.Column(scale=5, min_width=320):
+            page_info = gr.Markdown(elem_id="catalog-page")
+            gallery = gr.Gallery(label="Catalog", show_label=False, columns=6, height="auto", object_fit="contain",
+                                 buttons=[], elem_id="catalog-gallery")  # fmt: skip
+            with gr.Row():
+                previous = gr.Button("← Previous", size="sm")
+                following = gr.Button("Next →", size="sm")
+            page = gr.State(1)
+            _add_products(handlers, store_info, [*groups, page], [gallery, page_info, *groups, page])
+    browse = {"outputs": [gallery, page_info, *groups, page], **PRIVATE}
+    gr.on([g.input for g in groups], handlers.first_page, inputs=groups, trigger_mode="always_last", **browse)
+    previous.click(handlers.previous_page, inputs=[*groups, page], **browse)
+    following.click(handlers.next_page, inputs=[*groups, page], **browse)
+    demo.load(handlers.first_page, inputs=groups, **browse).then(handlers.store_info, outputs=store_info, **PRIVATE)
+
+
+def _add_products(handlers: CatalogHandlers, store_info: Any, browse_in: list, browse_out: list) -> None:
+    with gr.Accordion("Add products", open=False, elem_id="add-products"):
+        gr.Markdown(WRITABLE if handlers.writable else READ_ONLY)
+        with gr.Column(visible=handlers.writable):
+            uploads = gr.File(label="Images", file_count="multiple", file_types=["image"], type="filepath")
+            with gr.Row():
+                name = gr.Textbox(label="Name (optional)", max_lines=1)
+                brand = gr.Textbox(label="Brand (optional)", max_lines=1)
+            with gr.Row():
+                category = gr.Dropdown(["", *CATEGORIES], value="", label="Category (optional)")
+                price = gr.Number(label="Price (optional)", minimum=0)
+            token = gr.Textbox(label="Admin token", type="password", max_lines=1)
+            add = gr.Button("Add to catalog", variant="primary")
+            summary = gr.Markdown()
+            report = gr.Dataframe(headers=["File", "Result", "Detail"], interactive=False, wrap=True)
+    inputs = [uploads, name, brand, category, price, token]
+    added = add.click(handlers.add_products, inputs, [report, summary], concurrency_id="ingest",
+                      concurrency_limit=1, **PRIVATE)  # fmt: skip
+    added.success(handlers.browse, browse_in, browse_out, **PRIVATE).then(
+        handlers.store_info, outputs=store_info, **PRIVATE
+    )
+
+
+def _api(api: SearchApi) -> None:
+    """Hidden components behind the named endpoints; parameter names come from the functions."""
+    with gr.Column(visible=False):
+        image = gr.File(label="image", type="filepath")
+        url = gr.Textbox(label="url")
+        text = gr.Textbox(label="text")
+        text_weight = gr.Number(0.5, label="text_weight")
+        product_id = gr.Textbox(label="product_id")
+        top_k = gr.Number(DEFAULT_TOP_K, label="top_k", precision=0)
+        min_score = gr.Number(None, label="min_score")
+        filters = [
+            gr.Dropdown(list(choices), value=[], multiselect=True, allow_custom_value=True, label=name)
+            for name, choices in (("categories", CATEGORIES), ("brands", ()), ("colors", COLORS), ("tags", ()))
+        ]
+        for free in filters[1::2]:  # brands, tags: any strings, not an empty enum, in the API docs
+            free.api_info = _string_list_info  # (a Dropdown subclass would make Gradio write a .pyi file)
+        result = gr.JSON(label="result")
+        trigger = gr.Button()
+    ranking = [top_k, min_score, *filters]
+    endpoints = [
+        (api.search_image, [image, url, text, text_weight, *ranking], "search_image"),
+        (api.search_text, [text, *ranking], "search_text"),
+        (api.similar_to, [product_id, *ranking], "similar_to"),
+    ]
+    for fn, inputs, name in endpoints:
+        trigger.click(fn, inputs, result, api_name=name, concurrency_id="search")
+
+
+def _string_list_info() -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string"}}
+
+
+def _example_paths(service: SearchService, files: UiFiles) -> list[str]:
+    """Thumbnails of a few catalog products, one per category where possible (empty catalog: none)."""
+    try:
+        products = service.browse(page=1, page_size=48).products
+    except SimilarityError:
+        return []
+    picked: dict[str, Any] = {}
+    for product in products:
+        picked.setdefault(product.category, product)
+    chosen = list(picked.values()) + [p for p in products if p not in picked.values()]
+    return [files.thumbnail(p) for p in chosen[:EXAMPLES] if p.thumbnail]
+
+
+def _info(service: SearchService) -> dict[str, Any]:
+    embedder = service.embedder
+    return {
+        "model": service.model_id,
+        "random_weights": bool(getattr(embedder, "random_weights", False)),
+        "store": service.store.display_url,
+        "tagger": getattr(service.tagger, "name", "off"),
+    }
