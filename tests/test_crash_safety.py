@@ -1,0 +1,104 @@
+"""Crash safety: SIGKILL ``data_seed`` ten times during one seeding; the result equals a clean run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .helpers import TINY_ENV, image_bytes, make_image
+from .test_cli import ROOT, _snapshot
+
+pytestmark = pytest.mark.slow
+
+N_IMAGES, BATCH, KILLS, DIM = 120, 8, 10, 32  # tiny-test embeds to 32 dimensions
+
+
+def _make_folder(root: Path) -> None:
+    """Photo-sized pictures, so that one batch takes a fraction of a second and kills land mid-run."""
+    root.mkdir()
+    for i in range(N_IMAGES):
+        colour = ((i * 37) % 256, (i * 91) % 256, (i * 53) % 256)
+        (root / f"p{i:03d}.png").write_bytes(image_bytes(make_image(colour, (800 + i % 17, 600), shape=i)))
+
+
+def _seed_cmd(folder: Path, db: Path) -> tuple[list[str], dict[str, str]]:
+    args = [sys.executable, "-m", "data_seed", "--source", f"folder:{folder}", "--batch-size", str(BATCH)]
+    env = {**os.environ, **TINY_ENV, "SIMILARITY_STORE": f"sqlite:///{db}", "SIMILARITY_TAGGER": "off"}
+    return [*args, "--no-progress"], env
+
+
+def _count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        try:
+            return conn.execute("SELECT COUNT(*) FROM products").fetchone()[0]
+        except sqlite3.OperationalError:  # the schema is not created yet
+            return 0
+
+
+def _rows(db: Path) -> dict[str, tuple]:
+    """Raw rows, checked for half-written ones: every row has a full vector and a thumbnail."""
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = conn.execute("SELECT id, name, category, length(embedding), thumbnail FROM products").fetchall()
+    finally:
+        conn.close()
+    assert all(r[3] == 4 * DIM and r[4] for r in rows), "a row without a full vector or a thumbnail"
+    assert len({r[0] for r in rows}) == len(rows)
+    return {r[0]: (r[1], r[2], r[4]) for r in rows}
+
+
+def _kill_once(cmd: list[str], env: dict[str, str], db: Path, target: int, delay: float) -> int:
+    """Start a seeding run, SIGKILL it ``delay`` s after it has passed ``target`` rows; rows before the start."""
+    before = _count(db)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            now = _count(db)
+            if now > before and now >= target:  # this run has written something: kill it mid-flight
+                time.sleep(delay)
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the seeding finished before the planned kill"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    return before
+
+
+def test_ten_kills_during_one_seeding_match_a_clean_run(tmp_path):
+    _make_folder(tmp_path / "photos")
+    killed, clean = tmp_path / "killed.db", tmp_path / "clean.db"
+    cmd, env = _seed_cmd(tmp_path / "photos", killed)
+    clean_cmd, clean_env = _seed_cmd(tmp_path / "photos", clean)
+    # The clean reference run goes alongside the kill loop; the two never share a file.
+    reference = subprocess.Popen(clean_cmd, cwd=ROOT, env=clean_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    rng = np.random.default_rng(7)
+    batches = N_IMAGES // BATCH
+    targets = sorted(rng.choice(np.arange(1, batches - 1), size=KILLS, replace=False) * BATCH)
+    progress = []
+    for target in targets:
+        _kill_once(cmd, env, killed, int(target), float(rng.uniform(0, 0.15)))
+        progress.append(len(_rows(killed)))  # consistent after every kill
+    assert progress == sorted(progress) and 0 < progress[-1] < N_IMAGES, progress
+    finished = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert finished.returncode == 0, finished.stderr
+    assert f"added {N_IMAGES - progress[-1]}, already present {progress[-1]}," in finished.stdout
+    out, _ = reference.communicate(timeout=180)
+    assert reference.returncode == 0 and f"added {N_IMAGES}, already present 0" in out.decode()
+    after, expected = _rows(killed), _rows(clean)
+    assert after == expected and len(after) == N_IMAGES  # same ids, names, categories and thumbnails
+    vectors, reference_vectors = _snapshot(killed), _snapshot(clean)
+    assert vectors.keys() == reference_vectors.keys()
+    assert all(np.allclose(vectors[k], reference_vectors[k], atol=1e-5) for k in reference_vectors)
