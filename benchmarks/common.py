@@ -1,0 +1,135 @@
+"""Shared benchmark helpers: synthetic catalogs, timing, machine description, Markdown and plots."""
+
+from __future__ import annotations
+
+import io
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"  # read in place, never copied
+
+
+def clustered_vectors(n: int, dim: int = 512, clusters: int = 1000, spread: float = 0.05, seed: int = 0):
+    """A mixture of Gaussian clusters on the unit sphere: (normalised float32 vectors, cluster labels).
+
+    ``spread`` is the per-dimension noise; 0.05 at 512-d gives ~0.45 cosine within a cluster and ~0
+    across clusters, close to how product photos of one kind sit in CLIP space.
+    """
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.standard_normal((clusters, dim), dtype=np.float32))
+    labels = rng.integers(0, clusters, n)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 65_536):
+        part = labels[start : start + 65_536]
+        noise = rng.standard_normal((len(part), dim), dtype=np.float32) * spread
+        out[start : start + len(part)] = _unit(centres[part] + noise)
+    return out, labels
+
+
+def queries_like(n: int, dim: int = 512, clusters: int = 1000, spread: float = 0.05, seed: int = 0) -> np.ndarray:
+    """Fresh samples from the same mixture (same centres as ``clustered_vectors`` with this seed)."""
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.standard_normal((clusters, dim), dtype=np.float32))
+    other = np.random.default_rng(seed + 10_000)
+    picks = other.integers(0, clusters, n)
+    return _unit(centres[picks] + other.standard_normal((n, dim), dtype=np.float32) * spread)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def photo(width: int, height: int, seed: int, fmt: str = "JPEG") -> bytes:
+    """A photo-like picture: noisy gradient background and a few shapes."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 1, width, dtype=np.float32)[None, :, None] * rng.uniform(60, 200, 3)
+    pixels = base + rng.normal(0, 12, (height, 1, 3)).astype(np.float32)
+    image = Image.fromarray(np.clip(np.broadcast_to(pixels, (height, width, 3)), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(4):
+        x, y = int(rng.integers(0, width // 2)), int(rng.integers(0, height // 2))
+        box = (x, y, x + width // 3, y + height // 3)
+        draw.ellipse(box, fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    buf = io.BytesIO()
+    image.save(buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    """(milliseconds, result) of one call."""
+    start = time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - start) * 1000, result
+
+
+def p50(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def p95(values: Sequence[float]) -> float:
+    return float(np.percentile(values, 95)) if values else float("nan")
+
+
+def machine() -> str:
+    """One line: CPU model, cores, memory, Python and key library versions."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout.splitlines():
+            if line.startswith("Model name:"):
+                cpu = line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    import os
+
+    cores = os.cpu_count()
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem = float("nan")
+    versions = [f"Python {sys.version.split()[0]}", f"numpy {np.__version__}"]
+    for name in ("faiss", "torch"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions.append(f"{name} {getattr(module, '__version__', '?')}")
+    load = "load average {:.1f} / {:.1f} / {:.1f} (shared machine)".format(*os.getloadavg())
+    return f"{cpu}, {cores} vCPU, {mem:.0f} GiB RAM; {', '.join(versions)}; {load}"
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            if value != value:  # NaN
+                return "–"
+            return f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(name: str, title: str, body: str, out: Path = RESULTS) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.md"
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    path.write_text(f"# {title}\n\nMeasured {stamp} on: {machine()}\n\n{body.strip()}\n\n![{name}]({name}.png)\n")
+    return path
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
