@@ -1,0 +1,148 @@
+"""Query benchmark: an image search through SearchService vs the bare minimum, and filter re-rank time.
+
+    python -m benchmarks.query [--sizes 10000,100000] [--queries 12]
+
+End-to-end = ``service.search(photo_bytes)``: decode (draft mode), preprocess, one forward pass of the
+real ViT-B-32 architecture (random weights: same cost as the trained model), rank with facets, fetch
+the page's products. Floor = plain PIL decode + the same ``embed_images`` + raw ``X @ q`` + argpartition.
+Re-rank = ``service.rank(query, filters)`` with the query vector kept, as a filter click does.
+Writes ``benchmarks/results/query.md`` and ``query.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from similarity.config import Settings
+from similarity.embedder import OpenClipEmbedder
+from similarity.records import Filters
+from similarity.search import SearchService
+
+from . import common
+from .common import RESULTS, SHARED_PHOTOS, markdown_table, p50, p95, photo, pyplot, timed, write_report
+from .search import build_store, raw_top
+
+FILTERS = {
+    "one brand (~5%)": Filters(brands=("brand-00",)),
+    "one category (~14%)": Filters(categories=("bags",)),
+    "category + colour": Filters(categories=("bags", "shoes"), colors=("red", "blue")),
+}
+
+
+def query_photos() -> list[tuple[str, bytes]]:
+    photos = [
+        ("generated 4000x3000 JPEG", photo(4000, 3000, 1)),
+        ("generated 1600x1200 JPEG", photo(1600, 1200, 2)),
+        ("generated 800x800 PNG", photo(800, 800, 3, "PNG")),
+    ]
+    if SHARED_PHOTOS.is_dir():  # the shared real photos, read in place (never copied)
+        photos += [(f"real {p.name}", p.read_bytes()) for p in sorted(SHARED_PHOTOS.iterdir())[:3] if p.is_file()]
+    return photos
+
+
+def floor(embedder: OpenClipEmbedder, matrix: np.ndarray, data: bytes) -> np.ndarray:
+    """The minimum any implementation must do: decode, embed, one mat-vec top-k."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    return raw_top(matrix, embedder.embed_images([image])[0], 12)
+
+
+def run_size(n: int, embedder: OpenClipEmbedder, photos: list[tuple[str, bytes]], rounds: int, tmp: Path) -> dict:
+    print(f"\n== {n:,} products ==", flush=True)
+    vectors, labels = common.clustered_vectors(n)
+    store, _ = build_store(tmp / f"q-{n}.db", vectors, labels, model=embedder.model_id, thumbnail=b"\xff" * 12_000)
+    del vectors
+    service = SearchService(store, embedder, settings=Settings(tagger="off"))
+    service.search(photos[0][1])  # loads the index (and the ANN graph above the threshold)
+    index = service.ranker.current()
+    matrix = getattr(index, "exact", index).matrix
+    service_ms, floor_ms, stages = [], [], {}
+    for i in range(rounds):
+        data = photos[i % len(photos)][1]
+        ms, result = timed(lambda data=data: service.search(data))
+        service_ms.append(ms)
+        for stage, value in result.timings_ms.items():
+            stages.setdefault(stage, []).append(value)
+        floor_ms.append(timed(lambda data=data: floor(embedder, matrix, data))[0])
+    query = service.encode(photos[1][1])
+    rerank = {
+        label: [timed(lambda f=f: service.rank(query, f))[0] for _ in range(rounds)] for label, f in FILTERS.items()
+    }
+    store.close()
+    out = {"n": n, "path": type(index).__name__, "service": service_ms, "floor": floor_ms, "stages": stages}
+    out["rerank"] = rerank
+    print(f"service p50 {p50(service_ms):.1f} ms, floor p50 {p50(floor_ms):.1f} ms, "
+          f"overhead {p50(service_ms) / p50(floor_ms) - 1:+.1%}; re-rank " +
+          ", ".join(f"{k}: {p50(v):.1f} ms" for k, v in rerank.items()), flush=True)  # fmt: skip
+    return out
+
+
+def report(runs: list[dict], photos: list[tuple[str, bytes]], rounds: int, out: Path) -> str:
+    rows = []
+    for r in runs:
+        overhead = p50(r["service"]) / p50(r["floor"]) - 1
+        stages = ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in r["stages"].items() if k != "total")
+        rows.append([f"{r['n']:,}", r["path"], "image search (service)", p50(r["service"]), p95(r["service"]), stages])
+        rows.append(
+            [f"{r['n']:,}", r["path"], "floor: decode + embed + raw top-k", p50(r["floor"]), p95(r["floor"]), ""]
+        )
+        rows.append([f"{r['n']:,}", "", "overhead vs floor (target ≤ 20%)", f"{overhead:+.1%}", "", ""])
+        for label, values in r["rerank"].items():
+            rows.append([f"{r['n']:,}", r["path"], f"filter re-rank: {label}", p50(values), p95(values), ""])
+    table = markdown_table(["products", "index", "what", "p50 ms", "p95 ms", "service stages (p50 ms)"], rows)
+    names = ", ".join(name for name, _ in photos)
+    body = (
+        f"{rounds} searches per size, cycling through: {names}. Model: ViT-B-32 architecture with random "
+        "weights (same compute as the trained model). Catalog: clustered synthetic 512-d vectors in a SQLite "
+        "`LocalStore` with 12 KB thumbnails; the service picks exact or ANN by `SIMILARITY_ANN_THRESHOLD` "
+        "(50k). Re-rank: `service.rank(query, filters)` with the query vector kept (target < 50 ms).\n\n" + table
+    )
+    plot(runs, out / "query.png")
+    write_report("query", "Query benchmark", body, out)
+    return table
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    labels = [f"{r['n']:,}" for r in runs]
+    x = np.arange(len(runs))
+    left.bar(x - 0.2, [p50(r["service"]) for r in runs], 0.4, label="image search via SearchService")
+    left.bar(x + 0.2, [p50(r["floor"]) for r in runs], 0.4, label="floor: decode + embed + raw top-k")
+    left.set(xticks=x, xticklabels=labels, xlabel="products", ylabel="p50 ms", title="Upload to results")
+    left.legend(fontsize=8)
+    width = 0.8 / len(FILTERS)
+    for j, label in enumerate(FILTERS):
+        right.bar(x + j * width - 0.4 + width / 2, [p50(r["rerank"][label]) for r in runs], width, label=label)
+    right.axhline(50, color="k", linestyle="--", linewidth=1)
+    right.set(xticks=x, xticklabels=labels, xlabel="products", ylabel="p50 ms", title="Filter click to re-ranked page")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=12, help="searches (and re-ranks per filter) per size")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    embedder = OpenClipEmbedder("ViT-B-32", "none")
+    embedder.load()
+    photos = query_photos()
+    with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
+        runs = [run_size(int(s), embedder, photos, args.queries, Path(tmp)) for s in args.sizes.split(",") if s]
+    args.out.mkdir(parents=True, exist_ok=True)
+    print("\n" + report(runs, photos, args.queries, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
