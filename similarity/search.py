@@ -21,7 +21,7 @@ from . import images
 from .config import Settings
 from .errors import NotFoundError, SimilarityError
 from .index import StoreIndex
-from .records import Filters, Match, Product, SearchResult
+from .records import FACET_GROUPS, Filters, Match, Product, SearchResult
 from .tagging import TagResult, describe_job
 
 if TYPE_CHECKING:
@@ -145,6 +145,8 @@ class SearchService:
         with _timed(timings, "search"):
             ranking = self.ranker.rank(query.vector, filters, top_k + extra, min_score, self.settings.facet_candidates)
         pairs = [(i, s) for i, s in zip(ranking.ids, ranking.scores, strict=True) if i != query.source_id]
+        if query.source_id:  # the source product is left out of the matches, so out of the counts too
+            _discount(ranking.facets, self.store.get([query.source_id], thumbnails=False), filters)
         with _timed(timings, "fetch"):
             products = {p.id: p for p in self.store.get([i for i, _ in pairs[:top_k]])}
         matches = [Match(products[i], s, rank) for rank, (i, s) in enumerate(pairs[:top_k], 1) if i in products]
@@ -256,8 +258,24 @@ def _make_tagger(settings: Settings, embedder: OpenClipEmbedder) -> Any:
     return make_tagger(settings, embedder)
 
 
+def _discount(facets: dict[str, dict[str, int]], products: list[Product], filters: Filters) -> None:
+    """Remove ``products`` from disjunctive facet counts (each group counts rows passing the OTHER groups)."""
+    for product in products:
+        for group, attr in FACET_GROUPS.items():
+            others = filters.without(group).groups()
+            if all(not wanted or set(product.facet(FACET_GROUPS[g])) & set(wanted) for g, wanted in others.items()):
+                counts = facets.get(group, {})
+                for value in product.facet(attr):
+                    if counts.get(value, 0) > 1:
+                        counts[value] -= 1
+                    else:
+                        counts.pop(value, None)
+
+
 def combine_parts(parts: dict[str, np.ndarray], text_weight: float) -> np.ndarray:
     """Weighted sum of the image and text vectors (text gets ``text_weight``), L2-normalised."""
+    if not 0.0 <= float(text_weight) <= 1.0:
+        raise SimilarityError("The text weight must be between 0 and 1.")
     weights = {"image": 1.0 - text_weight, "text": text_weight} if len(parts) > 1 else {k: 1.0 for k in parts}
     vector = sum(weights[k] * v for k, v in parts.items())
     norm = float(np.linalg.norm(vector))

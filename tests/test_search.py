@@ -79,6 +79,26 @@ def test_similar_to_uses_stored_vector_and_leaves_source_out(catalog):
         catalog.similar_to("0" * 64)
 
 
+def test_similar_to_facets_leave_the_source_out(catalog):
+    source = catalog.search(text="anything", top_k=1).matches[0].product
+    result = catalog.similar_to(source.id, top_k=100)
+    assert len(result.matches) == 17
+    counts = {c: sum(m.product.category == c for m in result.matches) for c in CATEGORIES}
+    assert result.facets["categories"] == counts
+    narrowed = catalog.similar_to(source.id, Filters.of(brands=[source.brand]), top_k=100)
+    assert sum(narrowed.facets["brands"].values()) == 17  # brand counts ignore the brand filter itself
+    assert narrowed.facets["categories"] == {
+        c: sum(m.product.category == c for m in narrowed.matches)
+        for c in CATEGORIES
+        if any(m.product.category == c for m in narrowed.matches)
+    }
+
+
+def test_text_weight_must_be_between_0_and_1(catalog):
+    with pytest.raises(SimilarityError, match="between 0 and 1"):
+        catalog.encode(make_image(), text="red", text_weight=1.5)
+
+
 @pytest.mark.parametrize("top_k", [0, 101, "many"])
 def test_top_k_bounds(catalog, top_k):
     with pytest.raises(SimilarityError, match="top_k"):
