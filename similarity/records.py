@@ -44,7 +44,7 @@ def facet_values(values: object, limit: int = 40, max_items: int = 8) -> tuple[s
     if isinstance(values, str):
         values = values.split(",")
     elif not isinstance(values, Iterable):
-        values = [] if values is None else [values]  # a stray scalar from a model or a CSV cell
+        values = ()  # a stray scalar (e.g. a model answering tags: 5) does not fit: dropped
     seen: dict[str, None] = {}
     for item in values or ():
         value = facet_value(item, limit)

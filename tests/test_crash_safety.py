@@ -86,12 +86,13 @@ def test_ten_kills_during_one_seeding_match_a_clean_run(tmp_path):
     reference = subprocess.Popen(clean_cmd, cwd=ROOT, env=clean_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     rng = np.random.default_rng(7)
     batches = N_IMAGES // BATCH
-    targets = sorted(rng.choice(np.arange(1, batches - 1), size=KILLS, replace=False) * BATCH)
+    targets = sorted(rng.choice(np.arange(1, batches - 2), size=KILLS, replace=False) * BATCH)
     progress = []
     for target in targets:
         _kill_once(cmd, env, killed, int(target), float(rng.uniform(0, 0.15)))
         progress.append(len(_rows(killed)))  # consistent after every kill
-    assert progress == sorted(progress) and 0 < progress[-1] < N_IMAGES, progress
+    # a late kill may land after the last batch was written; every later check still holds
+    assert progress == sorted(progress) and 0 < progress[-1] <= N_IMAGES, progress
     finished = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert finished.returncode == 0, finished.stderr
     assert f"added {N_IMAGES - progress[-1]}, already present {progress[-1]}," in finished.stdout

@@ -105,7 +105,13 @@ def test_out_of_schema_values_are_normalised_or_dropped(caplog: pytest.LogCaptur
     assert_no_key(caplog)
 
 
-@pytest.mark.parametrize("text", ["{not json", "[1, 2, 3]", '{"tags": 5}'])
+def test_stray_scalars_are_dropped_not_passed_through() -> None:
+    with GeminiStub([Reply.text('{"tags": 5, "colors": 7, "category": "shoes"}')]) as stub:
+        tags = make_tagger(stub).tag(make_image()).tags
+    assert (tags.tags, tags.colors, tags.category) == ([], [], "shoes")
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2, 3]"])
 def test_unusable_answer_raises(text: str, caplog: pytest.LogCaptureFixture) -> None:
     with GeminiStub([Reply.text(text)]) as stub, pytest.raises(TaggingError) as err:
         make_tagger(stub).tag(make_image())
