@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 import logging
 import sys
+import threading
 
 import gradio as gr
 
@@ -41,6 +42,15 @@ def seed_if_empty(service: SearchService, settings: Settings) -> None:
     log.info("Demo catalog: %s", report.summary())
 
 
+def warm_up(service: SearchService) -> None:
+    """Load the model in the background; a failure is kept and shown on the page and on search."""
+    try:
+        service.embedder.load()
+        log.info("Model %s loaded", service.model_id)
+    except SimilarityError as exc:
+        log.error("%s", exc)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Find similar products by photo, URL or text.")
     parser.add_argument("--share", action="store_true", help="also create a temporary public gradio.live link")
@@ -57,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         service = build_service(settings)
-        service.embedder.load()  # load the model before serving, so the first search is quick
-        seed_if_empty(service, settings)
+        if service.store.count() == 0 and settings.seed_demo_on_empty:
+            seed_if_empty(service, settings)  # seeding needs the model: done before serving
+        else:  # serve at once; the first search waits for the model (the page shows its status)
+            threading.Thread(target=warm_up, args=(service,), name="model-warm-up", daemon=True).start()
     except SimilarityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

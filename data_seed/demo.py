@@ -75,7 +75,7 @@ def _metadata(category: str, i: int) -> dict:
     subs, brands, tags, (low, high) = CATALOG[category]
     rng = random.Random(f"{category}-{i}")
     colors = ("red", "orange", "yellow", "green", "purple") if category == "fruits-vegetables" else tuple(PALETTE)
-    color = colors[(i * 5 + len(category)) % len(colors)]
+    color = colors[(i * 7 + len(category)) % len(colors)]  # 7 is coprime with both palettes
     sub, brand = subs[i % len(subs)], brands[i % len(brands)]
     return {
         "name": f"{(brand or 'fresh').title()} {color.title()} {sub.title().rstrip('s')}",

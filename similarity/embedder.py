@@ -53,6 +53,7 @@ class OpenClipEmbedder:
         self._model: Any = None
         self._preprocess: Any = None
         self._tokenizer: Any = None
+        self._error: ModelError | None = None
 
     @property
     def random_weights(self) -> bool:
@@ -75,13 +76,24 @@ class OpenClipEmbedder:
         self.load()
         return int(self._model.text_projection.shape[1]) if hasattr(self._model, "text_projection") else 512
 
+    @property
+    def load_error(self) -> ModelError | None:
+        """Why loading failed, if it did (the failure is kept: weights don't appear by retrying)."""
+        return self._error
+
     def load(self) -> None:
-        """Load the model once (idempotent, thread-safe)."""
+        """Load the model once (idempotent, thread-safe); a failed load raises the same error again."""
         if self._model is not None:
             return
         with self._lock:
+            if self._error is not None:
+                raise self._error
             if self._model is None:
-                self._model, self._preprocess, self._tokenizer = self._build()
+                try:
+                    self._model, self._preprocess, self._tokenizer = self._build()
+                except ModelError as exc:
+                    self._error = exc
+                    raise
 
     def _build(self) -> tuple[Any, Any, Any]:
         import open_clip

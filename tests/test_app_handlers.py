@@ -349,3 +349,18 @@ def test_url_search_goes_through_the_guard(handlers, photo):
         server.shutdown()
         server.server_close()
     assert len(out.gallery) == 6 and "download" in out.timings and "results for your photo" in out.source
+
+
+def test_model_status_line_and_background_warm_up(tmp_path):
+    from app import warm_up
+    from similarity.embedder import OpenClipEmbedder
+    from similarity.search import SearchService
+    from similarity.store import open_store
+    from similarity.ui import format as fmt
+
+    assert "Loading the image model" in fmt.model_status(False, None)
+    assert fmt.model_status(True, None) == ""
+    assert "&lt;b&gt;" in fmt.model_status(False, "<b>no weights</b>")
+    broken = SearchService(open_store("memory://"), OpenClipEmbedder("tiny-test", str(tmp_path / "missing.pt")))
+    warm_up(broken)  # logs, never raises: the page and each search show the kept error
+    assert broken.embedder.load_error is not None and not broken.embedder.loaded

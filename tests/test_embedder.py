@@ -86,3 +86,12 @@ def test_real_weights_rank_matching_text_first():
     image = embedder.embed_images([make_image((220, 20, 20), (224, 224), shape=1)])[0]
     texts = embedder.embed_texts(["a photo of a red circle", "a photo of a green square"])
     assert texts[0] @ image > texts[1] @ image
+
+
+def test_a_failed_load_is_kept_not_retried(tmp_path):
+    embedder = OpenClipEmbedder("tiny-test", str(tmp_path / "missing.pt"))
+    with pytest.raises(ModelError) as first:
+        embedder.load()
+    with pytest.raises(ModelError) as second:
+        embedder.embed_texts(["x"])
+    assert second.value is first.value and embedder.load_error is first.value and not embedder.loaded

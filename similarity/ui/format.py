@@ -116,6 +116,13 @@ def random_weights_banner(model: str) -> str:
     )
 
 
+def model_status(loaded: bool, error: str | None) -> str:
+    """A line about the model while it loads in the background (empty once it is ready)."""
+    if error:
+        return f"⚠️ The model could not be loaded: {html.escape(error)}"
+    return "" if loaded else "⏳ Loading the image model… the first search waits for it."
+
+
 def footer_markdown(model: str, store_url: str, tagger: str) -> str:
     return f"Model **{md(model)}** · store **{md(store_url)}** · tagger **{md(tagger)}**"
 

@@ -44,6 +44,7 @@ def build_blocks(service: SearchService, files: UiFiles | None = None) -> gr.Blo
         gr.Markdown(INTRO, elem_id="intro")
         if info["random_weights"]:
             gr.HTML(fmt.random_weights_banner(info["model"]), elem_id="weights-banner")
+        _model_status(service)
         with gr.Tabs():
             with gr.Tab("Search", id="search"):
                 _search_tab(search, _example_paths(service, files))
@@ -53,6 +54,21 @@ def build_blocks(service: SearchService, files: UiFiles | None = None) -> gr.Blo
         _api(SearchApi(service))
     demo.queue(default_concurrency_limit=2, max_size=32)  # 2 vCPUs; a bounded queue sheds load
     return demo
+
+
+def _model_status(service: SearchService) -> None:
+    """Shows "loading the model" until the background load is done (checked every 2 s, then stops)."""
+    embedder = service.embedder
+
+    def status() -> tuple[str, gr.Timer]:
+        error = embedder.load_error
+        done = embedder.loaded or error is not None
+        return fmt.model_status(embedder.loaded, str(error) if error else None), gr.Timer(active=not done)
+
+    text, timer_state = status()
+    line = gr.Markdown(text, elem_id="model-status")
+    timer = gr.Timer(2.0, active=timer_state.active)
+    timer.tick(status, outputs=[line, timer], show_progress="hidden", **PRIVATE)
 
 
 def _search_tab(handlers: SearchHandlers, examples: list[str]) -> None:
