@@ -18,30 +18,47 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"  # read in place, never copied
 
 
-def clustered_vectors(n: int, dim: int = 512, clusters: int = 1000, spread: float = 0.05, seed: int = 0):
+def clustered_vectors(n: int, dim: int = 512, clusters: int = 1000, rank: int = 24, seed: int = 0):
     """A mixture of Gaussian clusters on the unit sphere: (normalised float32 vectors, cluster labels).
 
-    ``spread`` is the per-dimension noise; 0.05 at 512-d gives ~0.45 cosine within a cluster and ~0
-    across clusters, close to how product photos of one kind sit in CLIP space.
+    Each cluster is a Gaussian around a random centre whose variance lies mostly in its own random
+    ``rank``-dimensional subspace (plus a little isotropic noise): ~0.5 cosine within a cluster, ~0
+    across clusters, and a low local intrinsic dimension like real CLIP embeddings. ``rank=0`` gives
+    isotropic clusters, a worst case for graph indexes (every dimension is noise).
     """
-    rng = np.random.default_rng(seed)
-    centres = _unit(rng.standard_normal((clusters, dim), dtype=np.float32))
+    centres, bases = _mixture(dim, clusters, rank, seed)
+    rng = np.random.default_rng(seed + 1)
     labels = rng.integers(0, clusters, n)
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 65_536):
-        part = labels[start : start + 65_536]
-        noise = rng.standard_normal((len(part), dim), dtype=np.float32) * spread
-        out[start : start + len(part)] = _unit(centres[part] + noise)
-    return out, labels
+    return _sample(rng, centres, bases, labels), labels
 
 
-def queries_like(n: int, dim: int = 512, clusters: int = 1000, spread: float = 0.05, seed: int = 0) -> np.ndarray:
-    """Fresh samples from the same mixture (same centres as ``clustered_vectors`` with this seed)."""
+def queries_like(n: int, dim: int = 512, clusters: int = 1000, rank: int = 24, seed: int = 0) -> np.ndarray:
+    """Fresh samples from the same mixture as ``clustered_vectors`` with this seed."""
+    centres, bases = _mixture(dim, clusters, rank, seed)
+    rng = np.random.default_rng(seed + 10_000)
+    return _sample(rng, centres, bases, rng.integers(0, clusters, n))
+
+
+def _mixture(dim: int, clusters: int, rank: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     rng = np.random.default_rng(seed)
     centres = _unit(rng.standard_normal((clusters, dim), dtype=np.float32))
-    other = np.random.default_rng(seed + 10_000)
-    picks = other.integers(0, clusters, n)
-    return _unit(centres[picks] + other.standard_normal((n, dim), dtype=np.float32) * spread)
+    if not rank:
+        return centres, None
+    bases = np.stack([np.linalg.qr(rng.standard_normal((dim, rank)))[0] for _ in range(clusters)])
+    return centres, bases.astype(np.float32)
+
+
+def _sample(rng: np.random.Generator, centres: np.ndarray, bases: np.ndarray | None, labels: np.ndarray) -> np.ndarray:
+    n, dim = len(labels), centres.shape[1]
+    # noise energy ~1 around a unit centre -> ~0.5 cosine to the centre's other samples
+    structured, isotropic = (0.0, 1.0) if bases is None else (0.85, 0.15)
+    out = centres[labels] + rng.standard_normal((n, dim), dtype=np.float32) * np.float32(np.sqrt(isotropic / dim))
+    if bases is not None:
+        scale = np.float32(np.sqrt(structured / bases.shape[2]))
+        for cluster in np.unique(labels):
+            rows = np.flatnonzero(labels == cluster)
+            out[rows] += (rng.standard_normal((len(rows), bases.shape[2]), dtype=np.float32) * scale) @ bases[cluster].T
+    return _unit(out)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

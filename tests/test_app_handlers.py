@@ -354,9 +354,6 @@ def test_url_search_goes_through_the_guard(handlers, photo):
 def test_model_status_line_and_background_warm_up(tmp_path):
     from app import warm_up
     from similarity.embedder import OpenClipEmbedder
-    from similarity.search import SearchService
-    from similarity.store import open_store
-    from similarity.ui import format as fmt
 
     assert "Loading the image model" in fmt.model_status(False, None)
     assert fmt.model_status(True, None) == ""
