@@ -131,8 +131,7 @@ class VectorIndex:
         facets: Facets = {}
         for group, attr in FACET_GROUPS.items():
             other = self.mask(filters.without(group))
-            counts = {v: len(idx) if other is None else int(other[idx].sum()) for v, idx in self.postings[attr].items()}
-            facets[group] = dict(sorted(((v, c) for v, c in counts.items() if c), key=lambda kv: (-kv[1], kv[0])))
+            facets[group] = self.counts(attr, np.flatnonzero(other) if other is not None else np.arange(len(self)))
         return [self.ids[r] for r in rows[offset : offset + limit]], len(rows), facets
 
 
@@ -168,15 +167,6 @@ class StoreIndex(Ranker):
 
     def rank(self, vector: np.ndarray, filters: Filters, top_k: int, min_score: float | None, facet_n: int) -> Ranking:
         return self.current().rank(vector, filters, top_k, min_score, facet_n)
-
-    def counts(self, attr: str, rows: np.ndarray) -> dict[str, int]:
-        """How often each value of ``attr`` occurs in ``rows``, by count desc then value."""
-        names, codes = self.columns[attr]
-        found = codes[rows].ravel()
-        tally = np.bincount(found[found >= 0], minlength=len(names))
-        present = np.flatnonzero(tally)
-        order = present[np.lexsort((self._name_rank[attr][present], -tally[present]))]
-        return dict(zip([names[c] for c in order], tally[order].tolist(), strict=True))
 
     def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
         return self.current().browse(filters, offset, limit)
