@@ -261,6 +261,24 @@ def test_tags_panel_fills_in_after_results(catalog_store, embedder, photo, tmp_p
     assert handlers.show_tags(out.session) == (gr.skip(), gr.skip())  # shown once per search
 
 
+def test_filter_by_detected_category_ticks_it_and_reranks(catalog_store, embedder, photo, tmp_path):
+    tags = ProductTags(name="Runner", category="watches", colors=["yellow"])
+    handlers = SearchHandlers(
+        SearchService(catalog_store, embedder, FakeTagger(tags), tiny_settings()), UiFiles(tmp_path)
+    )
+    out = search(handlers, photo)
+    handlers.show_tags(out.session)  # waits for the tagger
+    calls = embedder.calls
+    on = handlers.apply_detected(True, 12, 0, [], [], [], [], out.session)
+    assert on.categories["value"] == ["watches"] and len(on.gallery) == 3
+    assert embedder.calls == calls  # re-ranked from the kept vector
+    off = handlers.apply_detected(False, 12, 0, ["watches"], [], [], [], out.session)
+    assert off.categories["value"] == [] and len(off.gallery) == 12
+    untagged = search(handlers, photo)
+    untagged.session.tag_job = None
+    assert handlers.apply_detected(True, 12, 0, [], [], [], [], untagged.session).gallery == gr.skip()
+
+
 def test_show_tags_reports_failures_plainly():
     failed: Future = Future()
     failed.set_result(TagResult.failed("Gemini is rate limited."))

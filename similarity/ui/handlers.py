@@ -185,6 +185,28 @@ class SearchHandlers:
             return "Could not describe the photo.", fmt.timings_line(session.timings, "failed")
         return fmt.tags_markdown(result), fmt.timings_line(session.timings, result.elapsed_ms)
 
+    @user_errors
+    def apply_detected(
+        self,
+        enabled: bool,
+        top_k: float,
+        min_score: float,
+        categories: Sequence[str] | None,
+        brands: Sequence[str] | None,
+        colors: Sequence[str] | None,
+        tags: Sequence[str] | None,
+        session: SearchSession | None,
+    ) -> SearchOutputs:
+        """ "Filter by detected category": tick (or untick) the tagger's category and re-rank."""
+        detected = _detected_category(session)
+        if session is None or detected is None:
+            return _skip_all()
+        ticked = [c for c in categories or () if c != detected] + ([detected] if enabled else [])
+        if ticked == list(categories or ()):
+            return _skip_all()
+        groups = _groups(ticked, brands, colors, tags)
+        return self._show(session, groups, top_k, min_score, gr.skip(), note=f"category: {detected}")
+
     # -- helpers ---------------------------------------------------------------------------
     def _start_tagging(self, query: Query) -> Future | None:
         describe = getattr(self.service, "describe_async", None)
@@ -250,6 +272,14 @@ def _tag_status(job: Future | None) -> str | float | None:
     if not job.done() or job.exception() is not None:
         return "…" if not job.done() else None
     return job.result().elapsed_ms
+
+
+def _detected_category(session: SearchSession | None) -> str | None:
+    """The tagged category of the session's photo, once tagging has finished."""
+    job = session.tag_job if session is not None else None
+    if job is None or not job.done() or job.exception() is not None:
+        return None
+    return getattr(job.result(), "detected_category", None)
 
 
 def _skip_all() -> SearchOutputs:

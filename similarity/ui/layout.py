@@ -114,6 +114,7 @@ def _search_tab(handlers: SearchHandlers, examples: list[str]) -> None:
             with gr.Group(elem_id="tag-box"):
                 gr.Markdown("**What we see in your photo**", padding=True)
                 tag_panel = gr.Markdown(TAG_HINT, padding=True, elem_id="tag-panel")
+                detect = gr.Checkbox(False, label="Filter by detected category", elem_id="filter-detected")
             session = gr.State(None)
 
     outputs = [gallery, source, *groups, timings, download, session, tag_panel]
@@ -122,12 +123,14 @@ def _search_tab(handlers: SearchHandlers, examples: list[str]) -> None:
     common = {"outputs": outputs, "concurrency_id": "search", **PRIVATE}
     tags = {"fn": handlers.show_tags, "inputs": [session], "outputs": [tag_panel, timings], **PRIVATE}
     tags["concurrency_limit"] = 8  # it only waits for the background tagger
+    detected = {"fn": handlers.apply_detected, "inputs": [detect, *ranking, session], "show_progress": "hidden"}
+    detect.input(**detected, **common)
     for searched in (
         gr.on([go.click, url.submit, text.submit], **new_search, **common),
         image.change(**{**new_search, "fn": handlers.auto_search}, **common, trigger_mode="always_last"),
     ):
         searched.then(None, js=SCROLL_TO_RESULTS, **PRIVATE)
-        searched.then(**tags, show_progress="hidden")
+        searched.then(**tags, show_progress="hidden").then(**detected, **common)
     rerank = {"fn": handlers.rerank, "inputs": [text_weight, *ranking, session], "show_progress": "minimal"}
     triggers = [g.input for g in groups] + [top_k.release, min_score.release, text_weight.release]
     gr.on(triggers, **rerank, **common, trigger_mode="always_last")
