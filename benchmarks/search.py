@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         f"best {FACET_N}. Catalog: a mixture of 1,000 Gaussian clusters on the unit sphere (variance mostly in a "
         f"{args.rank or 512}-d subspace per cluster, ~0.5 cosine within a cluster), 512-d float32, in a SQLite "
         "`LocalStore`. "
-        "ANN = faiss HNSW (M=32, efConstruction=40, efSearch = max(128, candidates), float16 storage) proposing "
+        "ANN = faiss HNSW (M=32, efConstruction=80, efSearch = max(128, candidates), float16 storage) proposing "
         "candidates that are rescored exactly; the app switches to it above `SIMILARITY_ANN_THRESHOLD` (50k). "
         "Filters: 5% = one brand (ranked exactly over its rows); 29% = two categories that follow the clusters "
         "(HNSW with widening). Recall is against the exact index with the same filter. Memory: exact = matrix + "

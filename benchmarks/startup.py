@@ -106,13 +106,18 @@ def main(argv: list[str] | None = None) -> int:
                 times.append(seconds)
             if failure:
                 print(f"app.py did not serve a page:\n{failure}", file=sys.stderr)
-            median = p50(times) if times else float("nan")
-            rows.append([f"{n:,}", median, max(times) if times else float("nan"), len(times), f"{TARGET_S:.0f} s"])
+            later = times[1:] or times  # the first start may build and save the ANN graph (> 50k products)
+            nan = float("nan")
+            median, worst, first = (p50(later), max(later), times[0]) if times else (nan, nan, nan)
+            rows.append([f"{n:,}", first, median, worst, len(times), f"{TARGET_S:.0f} s"])
             points.append((n, median))
-    table = markdown_table(["products", "p50 s to page", "max s", "runs", "target"], rows)
+    headers = ["products", "first start s", "p50 s, later starts", "max s, later starts", "runs", "target"]
+    table = markdown_table(headers, rows)
     body = (
         "`python app.py` in a subprocess with an existing SQLite catalog (ViT-B-32 architecture, random "
-        "weights standing in for cached weights; tagger off; offline), timed until `GET /` answers 200.\n\n" + table
+        "weights standing in for cached weights; tagger off; offline), timed until `GET /` answers 200. Above "
+        "50k products the first start also builds the ANN graph and saves it next to the catalog; later starts "
+        "load it.\n\n" + table
     )
     plot(points, args.out / "startup.png")
     write_report("startup", "Start-up benchmark", body, args.out)
