@@ -1,6 +1,6 @@
 """Ingest benchmark: seeding throughput through ``Ingestor`` vs the model's raw batched ``encode_image``.
 
-    python -m benchmarks.ingest [--photos 64] [--batch-size 32] [--workers 2]
+    python -m benchmarks.ingest [--photos 64] [--rounds 3] [--batch-size 32] [--workers 2]
 
 A folder of generated photos of mixed sizes and formats (phone-size JPEGs down to small PNGs) is
 seeded into a fresh SQLite catalog with the real ViT-B-32 architecture (random weights, same compute).
@@ -22,7 +22,7 @@ from similarity.embedder import OpenClipEmbedder
 from similarity.ingest import Ingestor
 from similarity.store.local import LocalStore
 
-from .common import RESULTS, SHARED_PHOTOS, markdown_table, photo, pyplot, write_report
+from .common import RESULTS, SHARED_PHOTOS, markdown_table, p50, photo, pyplot, write_report
 
 # (width, height, format): a spread like a shop's photo folder
 SIZES = [(4000, 3000, "JPEG"), (2048, 1536, "JPEG"), (1200, 900, "JPEG"), (800, 800, "PNG"), (640, 480, "JPEG")]
@@ -68,9 +68,22 @@ def seed_rate(embedder: OpenClipEmbedder, root: Path, db: Path, batch_size: int,
     return report.added / seconds, report.added
 
 
+def measure(embedder: OpenClipEmbedder, root: Path, tmp: Path, args: argparse.Namespace) -> tuple[float, float, int]:
+    """Median seeding rate, median raw rate and products added, from alternating rounds (raw, seed, raw, ...)."""
+    raws = [raw_rate(embedder, root, args.batch_size, args.photos)]
+    seeds, added = [], 0
+    for round_ in range(args.rounds):
+        rate, added = seed_rate(embedder, root, tmp / f"{root.name}-{round_}.db", args.batch_size, args.workers)
+        seeds.append(rate)
+        raws.append(raw_rate(embedder, root, args.batch_size, args.photos))
+        print(f"  {root.name} round {round_ + 1}: seeded {rate:.1f}/s, raw {raws[-1]:.1f}/s", flush=True)
+    return p50(seeds), p50(raws), added
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -82,26 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp) / "photos"
         megabytes = make_folder(root, args.photos) / 2**20
         print(f"{args.photos} photos, {megabytes:.0f} MB", flush=True)
-        # interleave raw / seeded / raw so drifting background load hits both alike
-        raw_before = raw_rate(embedder, root, args.batch_size, args.photos)
-        rate, added = seed_rate(embedder, root, Path(tmp) / "a.db", args.batch_size, args.workers)
-        raw = (raw_before + raw_rate(embedder, root, args.batch_size, args.photos)) / 2
-        label = f"generated folder ({added} photos, {megabytes:.0f} MB, mixed sizes)"
-        rows.append([label, rate, raw, f"{rate / raw:.0%}"])
-        bars.append((label, rate, raw))
-        print(f"seeded {rate:.1f} products/s vs raw model {raw:.1f} images/s = {rate / raw:.0%}", flush=True)
+        folders = [(root, f"generated folder ({{}} photos, {megabytes:.0f} MB, mixed sizes)")]
         if SHARED_PHOTOS.is_dir():
-            real, added = seed_rate(embedder, SHARED_PHOTOS, Path(tmp) / "b.db", args.batch_size, args.workers)
-            label = f"../shared/photos ({added} real photos incl. a 53 MP JPEG)"
-            rows.append([label, real, raw, f"{real / raw:.0%}"])
-            bars.append((label, real, raw))
-            print(f"shared photos: {real:.1f} products/s = {real / raw:.0%} of raw", flush=True)
+            folders.append((SHARED_PHOTOS, "../shared/photos ({} real photos incl. a 53 MP JPEG)"))
+        for folder, label in folders:
+            rate, raw, added = measure(embedder, folder, Path(tmp), args)
+            rows.append([label.format(added), rate, raw, f"{rate / raw:.0%}"])
+            bars.append((label.format(added), rate, raw))
     table = markdown_table(["folder", "seeding products/s", "raw encode_image images/s", "ratio (target ≥ 85%)"], rows)
     body = (
         f"`Ingestor` (batch {args.batch_size}, {args.workers} decode workers, torch default threads) into a fresh "
         "SQLite catalog: read, decode (JPEG draft mode), preprocess, thumbnail, embed, upsert. Raw = "
-        "`embed_tensors` on preprocessed batches of the same size, measured before and after the seeding run "
-        "and averaged. Model: ViT-B-32 architecture, random weights.\n\n" + table
+        "`embed_tensors` on preprocessed batches of the same size. Raw and seeding runs alternate "
+        f"(raw, then {args.rounds} x seed + raw); the table gives the medians of each. "
+        "Model: ViT-B-32 architecture, random weights.\n\n" + table
     )
     plot(bars, args.out / "ingest.png")
     write_report("ingest", "Ingest benchmark", body, args.out)

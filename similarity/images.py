@@ -1,5 +1,9 @@
 """The single door for images: bytes, paths, PIL images and URLs become bounded RGB images.
 
+A loaded image is a working copy: longest side <= ``MAX_SIDE``, and big pictures come down to the
+smallest 1/2, 1/3, ... scale whose sides stay >= ``DRAFT_SIZE`` (JPEG in the decoder itself),
+which is plenty for the model's 224 px input, the 384 px thumbnails and the tagger.
+
 Every input (upload, URL, CLI, seeding, catalog tab) passes through here, so limits, format checks,
 EXIF orientation and transparency handling live in one place. Errors are ``ImageError`` (or
 ``UrlRefusedError``) with short messages that are safe to show; library exception text never leaks.
@@ -56,7 +60,9 @@ __all__ = [  # URL names are re-exported: callers fetch through the image door
 MAX_UPLOAD_BYTES = MAX_URL_BYTES  # uploads and URLs: 10 MB
 MAX_LOCAL_BYTES = 50 * 1024 * 1024  # local seeding files
 MAX_PIXELS = 60_000_000  # declared pixel cap (a 53 MP photo must pass)
-DRAFT_SIZE = 512  # JPEG draft target: big JPEGs decode at 1/2..1/8 scale
+# JPEG draft target: big JPEGs decode at the smallest 1/2..1/8 DCT scale whose sides stay >= this,
+# 1.5x the model's 224 px input; the cheaper decode and smaller image make every later resize cheaper
+DRAFT_SIZE = 336
 MAX_SIDE = 1024  # returned images have longest side <= this
 
 ImageSource = bytes | bytearray | str | os.PathLike | Image.Image
@@ -191,7 +197,7 @@ def _decode(data: bytes, max_pixels: int, max_side: int) -> tuple[Image.Image, s
     img = _open(data, max_pixels)
     try:
         if img.format in ("JPEG", "MPO"):
-            img.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))  # decode at 1/2..1/8 scale: a 50 MP photo stays cheap
+            img.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))  # a 50 MP photo decodes at 1/8 scale
         img.load()
         _check_pixels(img.size, max_pixels)  # GIF frames may grow the canvas while loading
         return _normalise(img, max_side), img.format
@@ -249,18 +255,31 @@ def _convert_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _shrink(img: Image.Image, max_side: int | None) -> Image.Image:
+def _shrink(
+    img: Image.Image,
+    max_side: int | None,
+    reducing_gap: float = 2.0,
+    resample: Image.Resampling = Image.Resampling.BICUBIC,
+) -> Image.Image:
     width, height = img.size
     if max_side is None or max(width, height) <= max_side:
         return img
     scale = max_side / max(width, height)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+    return img.resize(size, resample, reducing_gap=reducing_gap)
+
+
+def _reduce(img: Image.Image) -> Image.Image:
+    """Box-reduce by the largest whole factor that keeps both sides >= DRAFT_SIZE (JPEG draft, for any format)."""
+    factor = min(img.size) // DRAFT_SIZE
+    return img.reduce(factor) if factor >= 2 else img
 
 
 def _normalise(img: Image.Image, max_side: int | None) -> Image.Image:
     orientation = _orientation(img)
-    out = _shrink(_convert_mode(img), max_side)
+    out = _convert_mode(img)
+    if max_side is not None:  # a working image: at most max_side long, no more pixels than the model can use
+        out = _shrink(_reduce(out), max_side)
     if orientation != 1:
         out = out.transpose(_TRANSPOSE[orientation])
     if out is img:
@@ -320,8 +339,9 @@ def load_image(
 
 
 def make_thumbnail(image: Image.Image, max_side: int = 384, quality: int = 80) -> bytes:
-    """WebP bytes of ``image`` with longest side <= ``max_side``."""
-    thumb = _shrink(to_rgb(image), max_side)
+    """JPEG bytes of ``image`` with longest side <= ``max_side``."""
+    # box-reduce + bilinear and JPEG: ~1.6 ms a photo against ~4.8 ms for bicubic + WebP, for ~1.5x the bytes
+    thumb = _shrink(to_rgb(image), max_side, reducing_gap=1.0, resample=Image.Resampling.BILINEAR)
     out = io.BytesIO()
-    thumb.save(out, format="WEBP", quality=quality, method=4)
+    thumb.save(out, format="JPEG", quality=quality, optimize=True)
     return out.getvalue()

@@ -9,7 +9,6 @@ import hashlib
 import io
 import random
 import struct
-import time
 import zlib
 
 import numpy as np
@@ -112,14 +111,19 @@ def test_extreme_aspect_ratio(size: tuple[int, int], expected: tuple[int, int]) 
 
 def test_large_jpeg_decodes_through_draft_mode() -> None:
     data = encode(Image.new("RGB", (8000, 6000), BLUE), "JPEG", quality=80)
-    start = time.perf_counter()
-    img = decode_image(data)
-    elapsed = time.perf_counter() - start
-    # 1/8-scale draft gives exactly 1000x750; a full decode plus resize would give 1024x768
-    assert img.size == (1000, 750)
-    assert max(img.size) <= MAX_SIDE
-    assert_close(pixel(img, (500, 375)), BLUE, 6)
-    assert elapsed < 1.5
+    img = decode_image(data)  # its speed is measured in benchmarks/query.py, not here
+    # the 1/8-scale draft (1000x750) halved gives exactly 500x375; a full decode reduced by 17 gives 470x352
+    assert img.size == (500, 375)
+    assert_close(pixel(img, (250, 187)), BLUE, 6)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"), [((800, 800), (400, 400)), ((1500, 1000), (750, 500)), ((671, 2000), (344, 1024))]
+)
+def test_big_pictures_are_box_reduced_towards_the_draft_size(size: tuple[int, int], expected: tuple[int, int]) -> None:
+    img = decode_image(encode(Image.new("RGB", size, RED), "PNG"))
+    assert img.size == expected and min(img.size) >= images.DRAFT_SIZE
+    assert_close(pixel(img), RED, 1)
 
 
 def test_max_side_is_respected_for_png() -> None:
@@ -427,11 +431,11 @@ def test_is_url() -> None:
 # ----------------------------------------------------------------------------- thumbnails and limits
 
 
-def test_make_thumbnail_is_small_webp() -> None:
+def test_make_thumbnail_is_small_jpeg() -> None:
     thumb = make_thumbnail(Image.new("RGB", (1000, 500), RED))
-    assert thumb[:4] == b"RIFF" and thumb[8:12] == b"WEBP"
+    assert thumb[:3] == b"\xff\xd8\xff" and len(thumb) < 8_000
     decoded = Image.open(io.BytesIO(thumb))
-    assert (decoded.format, decoded.size) == ("WEBP", (384, 192))
+    assert (decoded.format, decoded.size) == ("JPEG", (384, 192))
     assert_close(pixel(decoded.convert("RGB"), (100, 100)), RED, 10)
 
 
@@ -443,5 +447,5 @@ def test_make_thumbnail_of_small_rgba_flattens() -> None:
 
 def test_limits_are_as_documented() -> None:
     assert (images.MAX_UPLOAD_BYTES, images.MAX_LOCAL_BYTES) == (10 * 1024 * 1024, 50 * 1024 * 1024)
-    assert (MAX_PIXELS, images.DRAFT_SIZE, MAX_SIDE) == (60_000_000, 512, 1024)
+    assert (MAX_PIXELS, images.DRAFT_SIZE, MAX_SIDE) == (60_000_000, 336, 1024)
     assert MAX_PIXELS > 53_000_000  # the 53 MP test photo must pass

@@ -121,7 +121,7 @@ def test_result_json_contract(catalog):
     assert set(data) >= {"matches", "facets", "timings_ms", "model"}
     first = data["matches"][0]
     assert set(first) >= {"id", "score", "name", "category", "brand", "colors", "tags", "thumbnail"}
-    assert first["thumbnail"].startswith("data:image/webp;base64,")
+    assert first["thumbnail"].startswith("data:image/jpeg;base64,")
 
 
 def test_browse_pages_and_counts(catalog):
