@@ -43,12 +43,13 @@ def seed_if_empty(service: SearchService, settings: Settings) -> None:
 
 
 def warm_up(service: SearchService) -> None:
-    """Load the model in the background; a failure is kept and shown on the page and on search."""
-    try:
-        service.embedder.load()
-        log.info("Model %s loaded", service.model_id)
-    except SimilarityError as exc:
-        log.error("%s", exc)
+    """Load the catalog index and the model in the background; failures show on the page and on search."""
+    for name, load in (("catalog index", service.ranker.warm), ("model", service.embedder.load)):
+        try:
+            load()
+            log.info("%s loaded", name.capitalize())
+        except SimilarityError as exc:
+            log.error("%s", exc)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = Settings.from_env()
-        service = build_service(settings)
+        service = build_service(settings, background_index=True)
         if service.store.count() == 0 and settings.seed_demo_on_empty:
             seed_if_empty(service, settings)  # seeding needs the model: done before serving
-        else:  # serve at once; the first search waits for the model (the page shows its status)
+        else:  # serve at once; the first search waits for the index and the model (the page shows their status)
             threading.Thread(target=warm_up, args=(service,), name="model-warm-up", daemon=True).start()
     except SimilarityError as exc:
         print(f"error: {exc}", file=sys.stderr)

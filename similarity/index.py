@@ -7,6 +7,8 @@ boolean masks applied before top-k (OR within a group, AND across groups).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -14,12 +16,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import Settings
-from .errors import EmptyCatalogError
+from .errors import EmptyCatalogError, SimilarityError
 from .records import FACET_GROUPS, Facets, Filters
 from .store.base import CatalogStore, Ranker, Ranking, VectorBatch
 
 if TYPE_CHECKING:
     from .ann import AnnIndex
+
+log = logging.getLogger(__name__)
 
 
 class VectorIndex:
@@ -136,34 +140,93 @@ class VectorIndex:
 
 
 class StoreIndex(Ranker):
-    """The shared index over a store: loaded once, reloaded when the store's version marker changes."""
+    """The shared index over a store: loaded once, reloaded when the store's version marker changes.
 
-    def __init__(self, store: CatalogStore, settings: Settings | None = None, *, progress: bool = True) -> None:
+    With ``background=True`` (the app) the ANN graph is loaded, updated or built in a thread while
+    the exact index serves, so a large catalog is searchable at once and never waits for a graph build.
+    """
+
+    def __init__(
+        self, store: CatalogStore, settings: Settings | None = None, *, progress: bool = True, background: bool = False
+    ) -> None:
         self.store = store
         self.settings = settings or Settings()  # ann_threshold, vector_dtype
         self.progress = progress  # progress bar while an ANN graph is (re)built
+        self.background = background
         self._lock = threading.Lock()
+        self._ann_lock = threading.Lock()  # one graph job at a time: they share the files next to the catalog
+        self._ann_job: threading.Thread | None = None
         self._index: VectorIndex | AnnIndex | None = None
         self._version: str | None = None
+        self._failed = False  # the last load failed before any index existed (e.g. the store is down)
 
     def current(self) -> VectorIndex | AnnIndex:
+        try:
+            index = self._current()
+        except SimilarityError:
+            self._failed = self._index is None
+            raise
+        self._failed = False
+        if not len(index):
+            raise EmptyCatalogError("The catalog is empty. Add products first: python -m data_seed --source demo")
+        return index
+
+    def _current(self) -> VectorIndex | AnnIndex:
         version = self.store.version()
         if self._index is None or version != self._version:
             with self._lock:
                 if self._index is None or version != self._version:
                     self._index, self._version = self._load(version), version
-        if not len(self._index):
-            raise EmptyCatalogError("The catalog is empty. Add products first: python -m data_seed --source demo")
         return self._index
+
+    def warm(self) -> None:
+        with contextlib.suppress(EmptyCatalogError):  # loaded, just empty: searches say so
+            self.current()
+
+    @property
+    def status(self) -> str:
+        if self._index is None:
+            return "unavailable" if self._failed else "loading"
+        job = self._ann_job
+        return "building" if job is not None and job.is_alive() else "ready"
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the background ANN job, if any; True when none is left running."""
+        job = self._ann_job
+        if job is not None:
+            job.join(timeout)
+        return job is None or not job.is_alive()
 
     def _load(self, version: str) -> VectorIndex | AnnIndex:
         exact = VectorIndex(self.store.load_vectors(), self.settings.vector_dtype)
         if not len(exact) or len(exact) <= self.settings.ann_threshold:
             return exact
-        from .ann import AnnIndex, attach  # faiss is imported only for large catalogs
+        from .ann import AnnIndex  # faiss is imported only for large catalogs
 
         previous = self._index if isinstance(self._index, AnnIndex) else None
-        return attach(exact, self.store, version, previous, self.progress)
+        if not self.background:
+            return self._attach(exact, version, previous)
+        job = threading.Thread(target=self._attach_later, args=(exact, version, previous), name="ann-index")
+        job.daemon = True  # an unfinished graph is simply rebuilt next time
+        self._ann_job = job
+        job.start()
+        return exact
+
+    def _attach(self, exact: VectorIndex, version: str, previous: AnnIndex | None) -> AnnIndex:
+        from .ann import attach
+
+        with self._ann_lock:
+            return attach(exact, self.store, version, previous, self.progress)
+
+    def _attach_later(self, exact: VectorIndex, version: str, previous: AnnIndex | None) -> None:
+        try:
+            ann = self._attach(exact, version, previous)
+        except Exception:  # the exact index keeps serving; the next catalog change tries again
+            log.exception("Building the ANN index failed; searches stay exact")
+            return
+        with self._lock:
+            if self._index is exact:  # a newer catalog version has its own job
+                self._index = ann
 
     def rank(self, vector: np.ndarray, filters: Filters, top_k: int, min_score: float | None, facet_n: int) -> Ranking:
         return self.current().rank(vector, filters, top_k, min_score, facet_n)

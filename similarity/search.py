@@ -232,10 +232,17 @@ class SearchService:
             return self._tag_pool
 
 
-def build_service(settings: Settings | None = None, **overrides: Any) -> SearchService:
-    """Wire store, embedder and tagger from settings (read once)."""
+def build_service(
+    settings: Settings | None = None, *, background_index: bool = False, **overrides: Any
+) -> SearchService:
+    """Wire store, embedder, tagger and ranker from settings (read once).
+
+    ``background_index``: a large local catalog's ANN graph is prepared in a thread while exact search
+    serves (the app); otherwise the first search waits for it (one-shot CLI runs, tests).
+    """
     from .embedder import OpenClipEmbedder
     from .store import open_store
+    from .tagging import make_tagger
 
     settings = settings or Settings.from_env()
     embedder = overrides.pop("embedder", None) or OpenClipEmbedder(
@@ -246,16 +253,11 @@ def build_service(settings: Settings | None = None, **overrides: Any) -> SearchS
         torch_threads=settings.torch_threads,
     )
     store = overrides.pop("store", None) or open_store(settings.store_url, settings)
-    tagger = overrides.pop("tagger", None) or _make_tagger(settings, embedder)
-    service = SearchService(store, embedder, tagger, settings, **overrides)
+    tagger = overrides.pop("tagger", None) or make_tagger(settings, embedder)
+    ranker = overrides.pop("ranker", None) or store.ranker() or StoreIndex(store, settings, background=background_index)
+    service = SearchService(store, embedder, tagger, settings, ranker, **overrides)
     service.check_model()
     return service
-
-
-def _make_tagger(settings: Settings, embedder: OpenClipEmbedder) -> Any:
-    from .tagging import make_tagger
-
-    return make_tagger(settings, embedder)
 
 
 def _discount(facets: dict[str, dict[str, int]], products: list[Product], filters: Filters) -> None:

@@ -219,3 +219,70 @@ def test_a_stale_but_unchanged_graph_only_refreshes_its_meta(tmp_path):
     StoreIndex(store, Settings(ann_threshold=100), progress=False).current()
     meta = json.loads(saved.with_name(saved.name + ".json").read_text())
     assert meta["store_version"] == store.version() and saved.stat().st_mtime_ns == stamp
+
+
+# ----------------------------------------------------------------------------- background preparation (the app)
+
+
+def test_background_index_serves_exact_at_once_then_switches_to_ann(tmp_path):
+    store = LocalStore(tmp_path / "catalog.db")
+    store.upsert(catalog(600))
+    index = StoreIndex(store, Settings(ann_threshold=100), progress=False, background=True)
+    assert index.status == "loading"
+    q = queries(1)[0]
+    first = index.current()
+    assert isinstance(first, VectorIndex)  # searchable before any graph exists
+    exact_ids = first.rank(q, Filters(), 10, None, 20).ids
+    assert index.join(timeout=60) and index.status == "ready"
+    ann = index.current()
+    assert isinstance(ann, AnnIndex) and len(ann.graph) == 600
+    assert graph_path(store).exists()  # saved for the next start
+    assert ann.rank(q, Filters(), 10, None, 20).ids == exact_ids
+
+
+def test_background_job_of_an_outdated_version_does_not_win(tmp_path):
+    store = LocalStore(tmp_path / "catalog.db")
+    store.upsert(catalog(500))
+    index = StoreIndex(store, Settings(ann_threshold=100), progress=False, background=True)
+    index.current()
+    store.upsert(catalog(100, seed=3, start=10_000))  # the catalog changes while the first graph is built
+    assert len(index.current()) == 600
+    assert index.join(timeout=60)
+    final = index.current()
+    assert (
+        isinstance(final, AnnIndex)
+        and len(final) == 600
+        and sorted(filter(None, final.graph.labels)) == sorted(final.exact.ids.tolist())
+    )
+
+
+def test_a_failed_background_build_leaves_exact_search_serving(tmp_path, monkeypatch, caplog):
+    import similarity.ann
+
+    def broken(*args, **kwargs):
+        raise MemoryError("no room for the graph")
+
+    monkeypatch.setattr(similarity.ann, "attach", broken)
+    store = LocalStore(tmp_path / "catalog.db")
+    store.upsert(catalog(300))
+    index = StoreIndex(store, Settings(ann_threshold=100), progress=False, background=True)
+    assert isinstance(index.current(), VectorIndex)
+    assert index.join(timeout=60) and index.status == "ready"
+    assert (
+        isinstance(index.current(), VectorIndex)
+        and len(index.current().rank(queries(1)[0], Filters(), 5, None, 5).ids) == 5
+    )
+    assert "searches stay exact" in caplog.text
+
+
+def test_index_status_when_the_store_is_down():
+    from similarity.errors import StoreError
+
+    class DownStore(LocalStore):
+        def version(self) -> str:
+            raise StoreError("The catalog store is unreachable.")
+
+    index = StoreIndex(DownStore(), background=True)
+    with pytest.raises(StoreError):
+        index.warm()
+    assert index.status == "unavailable"

@@ -373,9 +373,13 @@ def test_model_status_line_and_background_warm_up(tmp_path):
     from app import warm_up
     from similarity.embedder import OpenClipEmbedder
 
-    assert "Loading the image model" in fmt.model_status(False, None)
-    assert fmt.model_status(True, None) == ""
+    assert "Loading the image model" in fmt.model_status(False, None, "loading")
+    assert "Loading the catalog index" in fmt.model_status(True, None, "loading")
+    assert "searches are exact" in fmt.model_status(True, None, "building")
+    assert fmt.model_status(True, None) == fmt.model_status(True, None, "unavailable") == ""
     assert "&lt;b&gt;" in fmt.model_status(False, "<b>no weights</b>")
     broken = SearchService(open_store("memory://"), OpenClipEmbedder("tiny-test", str(tmp_path / "missing.pt")))
+    assert broken.ranker.status == "loading"
     warm_up(broken)  # logs, never raises: the page and each search show the kept error
     assert broken.embedder.load_error is not None and not broken.embedder.loaded
+    assert broken.ranker.status == "ready"  # the (empty) catalog index loaded all the same

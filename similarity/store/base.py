@@ -67,6 +67,14 @@ class Ranker(abc.ABC):
     def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
         """A page of ids in catalog order, the total that pass the filters, and facet counts."""
 
+    def warm(self) -> None:  # noqa: B027 - optional hook
+        """Load what the first query needs ahead of it (a server-side ranker needs nothing)."""
+
+    @property
+    def status(self) -> str:
+        """``loading``, ``building`` (searchable, still preparing a faster index), ``unavailable`` or ``ready``."""
+        return "ready"
+
 
 class CatalogStore(abc.ABC):
     """Catalog persistence. Writes are atomic per ``upsert`` call and idempotent by product id."""

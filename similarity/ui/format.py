@@ -116,11 +116,17 @@ def random_weights_banner(model: str) -> str:
     )
 
 
-def model_status(loaded: bool, error: str | None) -> str:
-    """A line about the model while it loads in the background (empty once it is ready)."""
+def model_status(loaded: bool, error: str | None, index: str = "ready") -> str:
+    """A line about what still loads in the background: the model, then the catalog index (empty once ready)."""
     if error:
         return f"⚠️ The model could not be loaded: {html.escape(error)}"
-    return "" if loaded else "⏳ Loading the image model… the first search waits for it."
+    if not loaded:
+        return "⏳ Loading the image model… the first search waits for it."
+    if index == "loading":
+        return "⏳ Loading the catalog index… the first search waits for it."
+    if index == "building":
+        return "⚙️ Preparing the fast search index in the background; until then searches are exact and a little slower."
+    return ""
 
 
 def footer_markdown(model: str, store_url: str, tagger: str) -> str:

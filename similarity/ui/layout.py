@@ -57,13 +57,14 @@ def build_blocks(service: SearchService, files: UiFiles | None = None) -> gr.Blo
 
 
 def _model_status(service: SearchService) -> None:
-    """Shows "loading the model" until the background load is done (checked every 2 s, then stops)."""
-    embedder = service.embedder
+    """Shows what is still loading in the background (checked every 2 s until nothing is left, then stops)."""
+    embedder, ranker = service.embedder, service.ranker
 
     def status() -> tuple[str, gr.Timer]:
-        error = embedder.load_error
-        done = embedder.loaded or error is not None
-        return fmt.model_status(embedder.loaded, str(error) if error else None), gr.Timer(active=not done)
+        error, index = embedder.load_error, ranker.status
+        done = (embedder.loaded or error is not None) and index not in ("loading", "building")
+        text = fmt.model_status(embedder.loaded, str(error) if error else None, index)
+        return text, gr.Timer(active=not done)
 
     text, timer_state = status()
     line = gr.Markdown(text, elem_id="model-status")
@@ -231,8 +232,8 @@ def _string_list_info() -> dict[str, Any]:
 
 def _example_paths(service: SearchService, files: UiFiles) -> list[str]:
     """Thumbnails of a few catalog products, one per category where possible (empty catalog: none)."""
-    try:
-        products = service.browse(page=1, page_size=48).products
+    try:  # straight from the store: the page must not wait for the catalog index
+        products = next(service.store.iter_products(48, vectors=False), [])
     except SimilarityError:
         return []
     picked: dict[str, Any] = {}
