@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import sys
 import threading
+from collections.abc import Callable
 
 import gradio as gr
 
@@ -43,13 +44,21 @@ def seed_if_empty(service: SearchService, settings: Settings) -> None:
 
 
 def warm_up(service: SearchService) -> None:
-    """Load the catalog index and the model in the background; failures show on the page and on search."""
-    for name, load in (("catalog index", service.ranker.warm), ("model", service.embedder.load)):
-        try:
-            load()
-            log.info("%s loaded", name.capitalize())
-        except SimilarityError as exc:
-            log.error("%s", exc)
+    """Load the catalog index and the model side by side; failures show on the page and on search."""
+    loaders = {"catalog index": service.ranker.warm, "model": service.embedder.load}
+    jobs = [threading.Thread(target=_load, args=item, name=f"warm-up {item[0]}") for item in loaders.items()]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+
+
+def _load(name: str, load: Callable[[], None]) -> None:
+    try:
+        load()
+        log.info("%s loaded", name.capitalize())
+    except SimilarityError as exc:
+        log.error("%s", exc)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     from similarity.ui import launch_options
 
-    build_demo(service).launch(share=args.share, mcp_server=args.mcp, **launch_options())
+    try:
+        build_demo(service).launch(share=args.share, mcp_server=args.mcp, **launch_options())
+    finally:
+        service.close()
     return 0
 
 

@@ -42,11 +42,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from .images import is_url
-    from .records import Filters
     from .search import build_service
 
     service = build_service(settings, tagger=_NoTagger())
+    try:
+        return _run(args, service)
+    finally:
+        service.close()
+
+
+def _run(args: argparse.Namespace, service: Any) -> int:
+    from .images import is_url
+    from .records import Filters
+
     if args.command == "info":
         _print_info(service.info())
         return 0

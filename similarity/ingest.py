@@ -183,8 +183,8 @@ class Ingestor:
 
 
 def _batches(items: Iterator[IngestItem], size: int) -> Iterator[list[IngestItem]]:
-    # a quarter-size first batch: the model starts sooner, since only the first batch's decoding is not overlapped
-    first = list(islice(items, max(1, size // 4)))
+    # a smaller first batch (a quarter, at least 8): only its decoding is not overlapped, so the model starts sooner
+    first = list(islice(items, min(size, max(8, size // 4))))
     if first:
         yield first
     while batch := list(islice(items, size)):

@@ -224,6 +224,14 @@ class SearchService:
         except FutureTimeout:
             return TagResult.failed("Tagging is taking longer than expected.")
 
+    def close(self) -> None:
+        """Drop pending tagging work and close the store (the app calls this when it stops)."""
+        with self._tag_lock:
+            pool, self._tag_pool = self._tag_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self.store.close()
+
     def _tag_executor(self) -> ThreadPoolExecutor:
         with self._tag_lock:
             if self._tag_pool is None:

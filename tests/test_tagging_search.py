@@ -190,3 +190,17 @@ def test_data_seed_fills_missing_fields_lists_failures_and_retags(tmp_path, monk
     products = [p for batch in store.iter_products(vectors=False) for p in batch]
     assert len(products) == 4 and {p.category for p in products} == {"watches"}
     assert {p.name for p in products} == {"Watch"}
+
+
+def test_close_cancels_pending_tagging_and_closes_the_store(tiny_embedder: object) -> None:
+    with GeminiStub([Reply.tags(delay_s=1.0, category="bags")] * 2) as stub:
+        gemini = GeminiTagger(KEY, "stub-model", base_url=stub.url, initial_delay_s=0.05, max_delay_s=0.1)
+        store = seeded_store(tiny_embedder)
+        service = SearchService(store, tiny_embedder, gemini, Settings(gemini_concurrency=1))
+        running = service.describe_async(make_image(COLORS[0], size=(90, 90)))
+        waiting = service.describe_async(make_image(COLORS[1], size=(90, 90)))  # queued behind the first
+        service.close()
+        assert waiting.cancelled()
+        assert running.result(timeout=15).tagger == "gemini"  # work already started finishes
+    with pytest.raises(Exception, match="closed"):
+        store.count()
