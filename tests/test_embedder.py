@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from similarity.embedder import OpenClipEmbedder
 from similarity.errors import ModelError
@@ -95,3 +97,28 @@ def test_a_failed_load_is_kept_not_retried(tmp_path):
     with pytest.raises(ModelError) as second:
         embedder.embed_texts(["x"])
     assert second.value is first.value and embedder.load_error is first.value and not embedder.loaded
+
+
+def test_preprocess_tail_in_numpy_gives_the_same_tensors_bit_for_bit() -> None:
+    from torchvision import transforms
+
+    from similarity.embedder import _ToNormalisedTensor, numpy_tail
+
+    mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    steps = [transforms.Resize(224, transforms.InterpolationMode.BICUBIC), transforms.CenterCrop(224)]
+    reference = transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(mean, std)])
+    fused = numpy_tail(reference)
+    assert isinstance(fused.transforms[-1], _ToNormalisedTensor)
+    rng = np.random.default_rng(3)
+    for size in [(300, 224), (640, 480), (224, 500), (1, 1)]:
+        img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+        assert torch.equal(fused(img), reference(img)), size
+    cropped = transforms.Compose(steps)
+    assert numpy_tail(cropped) is cropped  # no ToTensor + Normalize tail: left as it is
+
+
+def test_the_embedder_uses_the_numpy_tail(tiny_embedder) -> None:
+    from similarity.embedder import _ToNormalisedTensor
+
+    tiny_embedder.load()
+    assert isinstance(tiny_embedder._preprocess.transforms[-1], _ToNormalisedTensor)
