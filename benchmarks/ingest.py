@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             folders.append((SHARED_PHOTOS, "../shared/photos ({} real photos incl. a 53 MP JPEG)"))
         for folder, label in folders:
             rate, raw, added = measure(embedder, folder, Path(tmp), args)
-            rows.append([label.format(added), rate, raw, f"{rate / raw:.0%}"])
+            rows.append([label.format(added), rate, raw, f"{rate / raw:.1%}"])
             bars.append((label.format(added), rate, raw))
     table = markdown_table(["folder", "seeding products/s", "raw encode_image images/s", "ratio (target ≥ 85%)"], rows)
     body = (

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import io
+import os
+import sys
+import threading
 
 import pytest
 
@@ -8,6 +11,7 @@ from data_seed import seed_source
 from data_seed.demo import demo_items
 from data_seed.sources import Columns
 from similarity.errors import ConfigError
+from similarity.ingest import LOW_PRIORITY, IngestItem, Ingestor
 from similarity.records import CATEGORIES
 from similarity.store import open_store
 
@@ -132,3 +136,19 @@ def test_hf_missing_image_column_names_the_columns(tmp_path, tiny_embedder):
     datasets.Dataset.from_dict({"title": ["x"]}).save_to_disk(str(tmp_path / "ds"))
     with pytest.raises(ConfigError, match="columns: title"):
         seed_source(f"hf:{tmp_path / 'ds'}", open_store("memory://"), tiny_embedder, progress=False)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are a Linux feature")
+def test_decoding_runs_at_low_priority_and_the_caller_keeps_its_own(tiny_embedder):
+    seen: list[tuple[int, int]] = []
+
+    def read(colour: tuple[int, int, int]) -> bytes:
+        seen.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return image_bytes(make_image(colour))
+
+    items = [IngestItem(f"p{i}.png", lambda c=(i * 20, 40, 90): read(c)) for i in range(10)]
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    report = Ingestor(open_store("memory://"), tiny_embedder, batch_size=4, workers=2).run(items)
+    assert report.added == 10 and len(seen) == 10
+    assert all(nice == LOW_PRIORITY for _, nice in seen) and threading.get_native_id() not in {t for t, _ in seen}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before  # the model's thread is untouched
