@@ -54,11 +54,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with open_store(settings.store_url, settings) as store:
         if args.copy_from:
             _copy(args.copy_from, store, settings, not args.no_progress)
-        if args.create_vector_index:
-            _create_index(store, args.quantization)
-        if args.source or args.reembed or args.retag:
-            return _seed(args, store, settings)
-    return 0
+        code = _seed(args, store, settings) if args.source or args.reembed or args.retag else 0
+        if args.create_vector_index:  # after seeding: the index is sized from the stored vectors
+            _create_index(store, args.quantization, settings)
+    return code
 
 
 def _copy(url: str, target: object, settings: Settings, progress: bool) -> None:
@@ -75,23 +74,29 @@ def _copy(url: str, target: object, settings: Settings, progress: bool) -> None:
     print(f"copied {copied} products from {source.display_url} to {target.display_url}")
 
 
-def _create_index(store: object, quantization: str | None) -> None:
+def _create_index(store: object, quantization: str | None, settings: Settings) -> None:
     create = getattr(store, "create_vector_index", None)
     if create is None:
         raise ConfigError("--create-vector-index needs a MongoDB Atlas store (SIMILARITY_STORE=mongodb+srv://...)")
-    create(quantization=quantization)
+    # an empty catalog has no vector to measure: the configured model gives the size
+    dimensions = None if store.count() else _embedder(settings).dim
+    create(quantization=quantization, dimensions=dimensions)
 
 
-def _seed(args: argparse.Namespace, store: object, settings: Settings) -> int:
+def _embedder(settings: Settings) -> object:
     from similarity.embedder import OpenClipEmbedder
 
-    from . import seed_source
-    from .pipeline import reembed_stored
-
-    embedder = OpenClipEmbedder(
+    return OpenClipEmbedder(
         settings.clip_model, settings.clip_pretrained, device=settings.device,
         batch_size=settings.batch_size, torch_threads=settings.torch_threads,
     )  # fmt: skip
+
+
+def _seed(args: argparse.Namespace, store: object, settings: Settings) -> int:
+    from . import seed_source
+    from .pipeline import reembed_stored
+
+    embedder = _embedder(settings)
     progress = not args.no_progress
     enrich = _enricher(args, settings, embedder)
     if not args.source:

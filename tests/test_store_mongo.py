@@ -367,3 +367,17 @@ def test_search_service_runs_on_a_mongo_catalog(tiny_embedder):
     assert [m.product.category for m in result.matches] == ["electronics"] * 2  # 3 electronics, minus itself
     assert all(m.product.thumbnail for m in result.matches)
     assert service.browse(page=1, page_size=5).total == 12
+
+
+def test_create_vector_index_on_an_empty_catalog_takes_the_size_from_the_model():
+    from data_seed.cli import _create_index
+    from similarity.config import Settings
+
+    class EmptyCollection(ScriptedIndexes):
+        def count_documents(self, query):
+            return 0
+
+    scripted = EmptyCollection(["READY"])
+    store = MongoStore(collection=scripted, index_name="vi")
+    _create_index(store, None, Settings(clip_model="tiny-test", clip_pretrained="none"))
+    assert scripted.created["definition"]["fields"][0]["numDimensions"] == 32  # the tiny model's width
