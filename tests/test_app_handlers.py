@@ -369,15 +369,15 @@ def test_url_search_goes_through_the_guard(handlers, photo):
     assert len(out.gallery) == 6 and "download" in out.timings and "results for your photo" in out.source
 
 
-def test_model_status_line_and_background_warm_up(tmp_path):
+def test_loading_status_line_and_background_warm_up(tmp_path):
     from app import warm_up
     from similarity.embedder import OpenClipEmbedder
 
-    assert "Loading the image model" in fmt.model_status(False, None, "loading")
-    assert "Loading the catalog index" in fmt.model_status(True, None, "loading")
-    assert "searches are exact" in fmt.model_status(True, None, "building")
-    assert fmt.model_status(True, None) == fmt.model_status(True, None, "unavailable") == ""
-    assert "&lt;b&gt;" in fmt.model_status(False, "<b>no weights</b>")
+    assert "Loading the image model" in fmt.loading_status(False, None, "loading")
+    assert "Loading the catalog index" in fmt.loading_status(True, None, "loading")
+    assert "searches are exact" in fmt.loading_status(True, None, "building")
+    assert fmt.loading_status(True, None) == fmt.loading_status(True, None, "unavailable") == ""
+    assert "&lt;b&gt;" in fmt.loading_status(False, "<b>no weights</b>")
     broken = SearchService(open_store("memory://"), OpenClipEmbedder("tiny-test", str(tmp_path / "missing.pt")))
     assert broken.ranker.status == "loading"
     warm_up(broken)  # logs, never raises: the page and each search show the kept error

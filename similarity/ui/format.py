@@ -116,7 +116,7 @@ def random_weights_banner(model: str) -> str:
     )
 
 
-def model_status(loaded: bool, error: str | None, index: str = "ready") -> str:
+def loading_status(loaded: bool, error: str | None, index: str = "ready") -> str:
     """A line about what still loads in the background: the model, then the catalog index (empty once ready)."""
     if error:
         return f"⚠️ The model could not be loaded: {html.escape(error)}"

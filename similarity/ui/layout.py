@@ -44,7 +44,7 @@ def build_blocks(service: SearchService, files: UiFiles | None = None) -> gr.Blo
         gr.Markdown(INTRO, elem_id="intro")
         if info["random_weights"]:
             gr.HTML(fmt.random_weights_banner(info["model"]), elem_id="weights-banner")
-        _model_status(service)
+        _loading_status(service)
         with gr.Tabs():
             with gr.Tab("Search", id="search"):
                 _search_tab(search, _example_paths(service, files))
@@ -56,18 +56,18 @@ def build_blocks(service: SearchService, files: UiFiles | None = None) -> gr.Blo
     return demo
 
 
-def _model_status(service: SearchService) -> None:
+def _loading_status(service: SearchService) -> None:
     """Shows what is still loading in the background (checked every 2 s until nothing is left, then stops)."""
     embedder, ranker = service.embedder, service.ranker
 
     def status() -> tuple[str, gr.Timer]:
         error, index = embedder.load_error, ranker.status
         done = (embedder.loaded or error is not None) and index not in ("loading", "building")
-        text = fmt.model_status(embedder.loaded, str(error) if error else None, index)
+        text = fmt.loading_status(embedder.loaded, str(error) if error else None, index)
         return text, gr.Timer(active=not done)
 
     text, timer_state = status()
-    line = gr.Markdown(text, elem_id="model-status")
+    line = gr.Markdown(text, elem_id="loading-status")
     timer = gr.Timer(2.0, active=timer_state.active)
     timer.tick(status, outputs=[line, timer], show_progress="hidden", **PRIVATE)
 
