@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -196,7 +197,9 @@ def yield_cpu() -> None:
     the others then wait for them. At low priority decoding fills the model's gaps instead, which
     made seeding 3-6% faster on 2 cores (benchmarks/ingest.py).
     """
-    with contextlib.suppress(AttributeError, OSError):  # no os.setpriority, or no per-thread priority
+    if not sys.platform.startswith("linux"):  # elsewhere a thread id passed as a pid could name another process
+        return
+    with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_PRIORITY)
 
 
