@@ -88,6 +88,24 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return (time.perf_counter() - start) * 1000, result
 
 
+def interleaved(
+    methods: dict[str, Callable[[object], object]], queries: Sequence[object]
+) -> tuple[dict[str, list[float]], dict[str, list[object]]]:
+    """Time every method on every query, query by query, so drifting load hits them alike.
+
+    Returns per method the milliseconds and the results; query 0 only warms caches and lazy imports.
+    """
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    results: dict[str, list[object]] = {name: [] for name in methods}
+    for i, q in enumerate(queries):
+        for name, fn in methods.items():
+            ms, out = timed(lambda fn=fn, q=q: fn(q))
+            if i:
+                times[name].append(ms)
+                results[name].append(out)
+    return times, results
+
+
 def p50(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 

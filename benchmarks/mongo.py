@@ -28,11 +28,11 @@ from similarity.config import Settings
 from similarity.errors import SimilarityError
 from similarity.index import StoreIndex
 from similarity.records import Filters
-from similarity.store.base import mask_url
+from similarity.store.base import Ranker, mask_url
 from similarity.store.migrate import copy_catalog
 from similarity.store.mongo import AtlasRanker, MongoStore
 
-from .common import RESULTS, clustered_vectors, markdown_table, p50, p95, queries_like, timed, write_report
+from .common import RESULTS, clustered_vectors, interleaved, markdown_table, p50, p95, queries_like, timed, write_report
 from .search import FACET_N, K, build_store, recall
 
 URI_ENV = "SIMILARITY_BENCH_MONGODB_URI"
@@ -43,10 +43,9 @@ EXACT_ONLY = Settings(ann_threshold=10**12)  # compare exact with exact: no HNSW
 @dataclasses.dataclass
 class Side:
     name: str
-    rank: object  # (vector) -> Ranking
+    ranker: Ranker
     prepare_s: float  # loading the index (or creating the Atlas vector index)
-    times: list[float] = dataclasses.field(default_factory=list)
-    pages: list[list[str]] = dataclasses.field(default_factory=list)
+    written_s: float  # writing the catalog into this side's store
 
 
 def run_size(n: int, client: object, n_queries: int, tmp: Path) -> tuple[list[list[object]], str]:
@@ -60,56 +59,40 @@ def run_size(n: int, client: object, n_queries: int, tmp: Path) -> tuple[list[li
     mongo = MongoStore(client, DB, name, search="exact")
     try:
         mongo_s = timed(lambda: copy_catalog(local, mongo, batch_size=1000))[0] / 1000
-        sides, note = _sides(local, mongo), ""
+        sides, note = [_exact("SQLite store, exact index", local, sqlite_s)], ""
+        sides.append(_exact("MongoDB exact mode (same index)", mongo, mongo_s))
         try:
-            sides.append(_atlas(mongo))
+            sides.append(_atlas(mongo, mongo_s))
         except SimilarityError as exc:
             note = f"Atlas `$vectorSearch` left out at {n:,}: {exc}"
             print(note, flush=True)
-        _time_queries(sides, queries_like(n_queries + 1))
+        methods = {s.name: lambda q, s=s: s.ranker.rank(q, Filters(), K, None, FACET_N) for s in sides}
+        times, results = interleaved(methods, queries_like(n_queries + 1))
     finally:
         client[DB].drop_collection(name)
         local.close()
-    return _rows(n, sides, sqlite_s, mongo_s), note
+    return _rows(n, sides, times, results), note
 
 
-def _sides(local: object, mongo: object) -> list[Side]:
-    local_index, mongo_index = StoreIndex(local, EXACT_ONLY), StoreIndex(mongo, EXACT_ONLY)
-    local_s = timed(local_index.current)[0] / 1000
-    mongo_s = timed(mongo_index.current)[0] / 1000
-    return [
-        Side("SQLite store, exact index", lambda q: local_index.rank(q, Filters(), K, None, FACET_N), local_s),
-        Side("MongoDB exact mode (same index)", lambda q: mongo_index.rank(q, Filters(), K, None, FACET_N), mongo_s),
-    ]
+def _exact(name: str, store: object, written_s: float) -> Side:
+    index = StoreIndex(store, EXACT_ONLY)
+    return Side(name, index, timed(index.current)[0] / 1000, written_s)
 
 
-def _atlas(mongo: object) -> Side:
+def _atlas(mongo: MongoStore, written_s: float) -> Side:
     start = time.perf_counter()
     mongo.create_vector_index(timeout=900, progress=lambda line: print(line, flush=True))
-    ranker = AtlasRanker(mongo)
-    return Side(
-        "Atlas $vectorSearch", lambda q: ranker.rank(q, Filters(), K, None, FACET_N), time.perf_counter() - start
-    )
+    return Side("Atlas $vectorSearch", AtlasRanker(mongo), time.perf_counter() - start, written_s)
 
 
-def _time_queries(sides: list[Side], queries: np.ndarray) -> None:
-    """Interleaved query by query, so drifting load hits every side alike; query 0 only warms up."""
-    for i, q in enumerate(queries):
-        for side in sides:
-            ms, ranking = timed(lambda side=side, q=q: side.rank(q))
-            if i:
-                side.times.append(ms)
-                side.pages.append(list(ranking.ids))
-
-
-def _rows(n: int, sides: list[Side], sqlite_s: float, mongo_s: float) -> list[list[object]]:
-    exact = sides[0]
+def _rows(n: int, sides: list[Side], times: dict, results: dict) -> list[list[object]]:
+    exact = results[sides[0].name]
     rows = []
     for side in sides:
-        hits = np.mean([recall(a, b) for a, b in zip(side.pages, exact.pages, strict=True)])
-        written = sqlite_s if side is exact else mongo_s
-        rows.append([f"{n:,}", side.name, p50(side.times), p95(side.times), float(hits), side.prepare_s, n / written])
-        print(f"{side.name:34s} p50 {p50(side.times):8.2f} ms  recall@10 {hits:.3f}", flush=True)
+        ms = times[side.name]
+        hits = float(np.mean([recall(a.ids, b.ids) for a, b in zip(results[side.name], exact, strict=True)]))
+        rows.append([f"{n:,}", side.name, p50(ms), p95(ms), hits, side.prepare_s, n / side.written_s])
+        print(f"{side.name:34s} p50 {p50(ms):8.2f} ms  recall@10 {hits:.3f}", flush=True)
     return rows
 
 

@@ -24,7 +24,18 @@ import numpy as np
 from similarity.records import CATEGORIES, COLORS, Filters, Product
 from similarity.store.local import LocalStore
 
-from .common import RESULTS, clustered_vectors, markdown_table, p50, p95, pyplot, queries_like, timed, write_report
+from .common import (
+    RESULTS,
+    clustered_vectors,
+    interleaved,
+    markdown_table,
+    p50,
+    p95,
+    pyplot,
+    queries_like,
+    timed,
+    write_report,
+)
 
 K = 10
 FACET_N = 200  # the service's default facet candidate count
@@ -143,14 +154,7 @@ def run_size(n: int, n_queries: int, n_original: int, tmp: Path, rank: int = 24)
         "exact + 29% filter": lambda q: exact.rank(q, BROAD, K, None, FACET_N),
         "ANN + 29% filter": lambda q: approx.rank(q, BROAD, K, None, FACET_N),
     }
-    times: dict[str, list[float]] = {name: [] for name in methods}
-    results: dict[str, list] = {name: [] for name in methods}
-    for i, q in enumerate(queries):
-        for name, fn in methods.items():
-            ms, out = timed(lambda fn=fn, q=q: fn(q))
-            if i:  # query 0 warms caches and lazy imports
-                times[name].append(ms)
-                results[name].append(out)
+    times, results = interleaved(methods, queries)
 
     # float16 scoring is several times slower than float32 BLAS: fewer queries, like the original scan
     half.scores(queries[0])  # warm-up
