@@ -27,13 +27,16 @@ from pathlib import Path
 
 from PIL import Image
 
+from similarity.ann import graph_path, meta_path
+from similarity.config import Settings
+from similarity.store.local import LocalStore
+
 from . import common
 from .common import RESULTS, markdown_table, p50, pyplot, write_report
 from .search import build_store
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 20.0
-ANN_THRESHOLD = 50_000  # the app's default SIMILARITY_ANN_THRESHOLD
 
 
 def free_port() -> int:
@@ -69,7 +72,8 @@ def start_app(db: Path, timeout: float, wait_for_graph: bool) -> tuple[Start | N
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_SERVER_PORT": str(port),
     }
-    meta = db.with_name(db.name + ".hnsw.json")
+    with LocalStore(db) as store:
+        meta = meta_path(graph_path(store))
     with tempfile.TemporaryFile() as log:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             build_store(db, vectors, labels, model="ViT-B-32/none", thumbnail=thumbnail())[0].close()
             starts, failure = [], ""
             for run in range(args.runs):
-                started, tail = start_app(db, args.timeout, wait_for_graph=run == 0 and n > ANN_THRESHOLD)
+                started, tail = start_app(db, args.timeout, wait_for_graph=run == 0 and n > Settings().ann_threshold)
                 print(f"{n:,} products, run {run + 1}: {started or 'no page'}", flush=True)
                 if started is None:
                     failure = tail

@@ -101,7 +101,7 @@ class HnswGraph:
             _replace(path.with_name(path.name + ".ids"), lambda tmp: tmp.write_bytes(ids))
             _replace(path, lambda tmp: faiss.write_index(self.index, str(tmp)))
         meta = {**meta, "format": FORMAT, "dim": self.dim, "labels": len(self), "ids_sha256": _sha256(ids)}
-        _replace(_meta_path(path), lambda tmp: tmp.write_text(json.dumps(meta)))
+        _replace(meta_path(path), lambda tmp: tmp.write_text(json.dumps(meta)))
 
     @classmethod
     def load(cls, path: Path) -> tuple[HnswGraph, dict[str, Any]] | None:
@@ -109,7 +109,7 @@ class HnswGraph:
         import faiss
 
         try:
-            meta = json.loads(_meta_path(path).read_text())
+            meta = json.loads(meta_path(path).read_text())
             ids = path.with_name(path.name + ".ids").read_bytes()
             if meta.get("format") != FORMAT or meta.get("ids_sha256") != _sha256(ids):
                 return None
@@ -273,7 +273,8 @@ def _changed_labels(graph: HnswGraph, exact: VectorIndex, rows: np.ndarray) -> l
     return changed
 
 
-def _meta_path(path: Path) -> Path:
+def meta_path(path: Path) -> Path:
+    """The graph's meta file, written last: its presence means the graph next to it is complete."""
     return path.with_name(path.name + ".json")
 
 

@@ -235,6 +235,11 @@ class StoreIndex(Ranker):
         return self.current().browse(filters, offset, limit)
 
 
+def default_ranker(store: CatalogStore, settings: Settings, *, background: bool = False) -> Ranker:
+    """The store's own ranker (Atlas), else the shared in-memory index over it."""
+    return store.ranker() or StoreIndex(store, settings, background=background)
+
+
 _EMPTY = np.zeros(0, dtype=np.int64)
 _BLOCK = 2048  # rows per float16 -> float32 block (4 MB at 512-d)
 Selector = Callable[[np.ndarray | None, int], tuple[np.ndarray, np.ndarray]]

@@ -20,7 +20,7 @@ import numpy as np
 from . import images
 from .config import Settings
 from .errors import NotFoundError, SimilarityError
-from .index import StoreIndex
+from .index import default_ranker
 from .records import FACET_GROUPS, Filters, Match, Product, SearchResult
 from .tagging import TagResult, describe_job
 
@@ -71,7 +71,7 @@ class SearchService:
         self.embedder = embedder
         self.tagger = tagger
         self.settings = settings or Settings()
-        self.ranker = ranker or store.ranker() or StoreIndex(store, self.settings)
+        self.ranker = ranker or default_ranker(store, self.settings)
         self.url_guard = images.UrlGuard()
         self._tag_pool: ThreadPoolExecutor | None = None  # created on first describe_async
         self._tag_lock = threading.Lock()
@@ -262,7 +262,7 @@ def build_service(
     )
     store = overrides.pop("store", None) or open_store(settings.store_url, settings)
     tagger = overrides.pop("tagger", None) or make_tagger(settings, embedder)
-    ranker = overrides.pop("ranker", None) or store.ranker() or StoreIndex(store, settings, background=background_index)
+    ranker = overrides.pop("ranker", None) or default_ranker(store, settings, background=background_index)
     service = SearchService(store, embedder, tagger, settings, ranker, **overrides)
     service.check_model()
     return service
