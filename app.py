@@ -43,14 +43,15 @@ def seed_if_empty(service: SearchService, settings: Settings) -> None:
     log.info("Demo catalog: %s", report.summary())
 
 
-def warm_up(service: SearchService) -> None:
-    """Load the catalog index and the model side by side; failures show on the page and on search."""
+def warm_up(service: SearchService) -> list[threading.Thread]:
+    """Start loading the catalog index and the model side by side; failures show on the page and on search."""
     loaders = {"catalog index": service.ranker.warm, "model": service.embedder.load}
-    jobs = [threading.Thread(target=_load, args=item, name=f"warm-up {item[0]}") for item in loaders.items()]
+    jobs = [
+        threading.Thread(target=_load, args=item, name=f"warm-up {item[0]}", daemon=True) for item in loaders.items()
+    ]
     for job in jobs:
         job.start()
-    for job in jobs:
-        job.join()
+    return jobs
 
 
 def _load(name: str, load: Callable[[], None]) -> None:
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if service.store.count() == 0 and settings.seed_demo_on_empty:
             seed_if_empty(service, settings)  # seeding needs the model: done before serving
         else:  # serve at once; the first search waits for the index and the model (the page shows their status)
-            threading.Thread(target=warm_up, args=(service,), name="model-warm-up", daemon=True).start()
+            warm_up(service)
     except SimilarityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

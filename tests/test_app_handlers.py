@@ -380,6 +380,7 @@ def test_loading_status_line_and_background_warm_up(tmp_path):
     assert "&lt;b&gt;" in fmt.loading_status(False, "<b>no weights</b>")
     broken = SearchService(open_store("memory://"), OpenClipEmbedder("tiny-test", str(tmp_path / "missing.pt")))
     assert broken.ranker.status == "loading"
-    warm_up(broken)  # logs, never raises: the page and each search show the kept error
+    for job in warm_up(broken):  # logs, never raises: the page and each search show the kept error
+        job.join(timeout=60)
     assert broken.embedder.load_error is not None and not broken.embedder.loaded
     assert broken.ranker.status == "ready"  # the (empty) catalog index loaded all the same
