@@ -27,8 +27,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from similarity.ann import graph_path, meta_path
 from similarity.config import Settings
+from similarity.index.ann import graph_path, meta_path
 from similarity.store.local import LocalStore
 
 from . import common

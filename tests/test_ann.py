@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from similarity.ann import AnnIndex, HnswGraph, graph_path
 from similarity.config import Settings
 from similarity.embedder import OpenClipEmbedder
 from similarity.index import StoreIndex, VectorIndex
+from similarity.index.ann import AnnIndex, HnswGraph, graph_path
 from similarity.records import Filters, Product
 from similarity.search import SearchService
 from similarity.store.local import LocalStore
@@ -257,12 +257,12 @@ def test_background_job_of_an_outdated_version_does_not_win(tmp_path):
 
 
 def test_a_failed_background_build_leaves_exact_search_serving(tmp_path, monkeypatch, caplog):
-    import similarity.ann
+    import similarity.index.ann
 
     def broken(*args, **kwargs):
         raise MemoryError("no room for the graph")
 
-    monkeypatch.setattr(similarity.ann, "attach", broken)
+    monkeypatch.setattr(similarity.index.ann, "attach", broken)
     store = LocalStore(tmp_path / "catalog.db")
     store.upsert(catalog(300))
     index = StoreIndex(store, Settings(ann_threshold=100), progress=False, background=True)

@@ -10,20 +10,16 @@ from bson.binary import Binary, BinaryVectorDtype
 
 from similarity.errors import StoreError
 from similarity.records import Filters
-from similarity.store.mongo_pipelines import (
-    binary_vectors,
+from similarity.store.mongo.codec import binary_vectors, next_timestamp, to_document, to_product, to_vector
+from similarity.store.mongo.pipelines import (
     browse_facet_pipeline,
     facet_counts,
     facet_plan,
     match_filter,
-    next_timestamp,
     num_candidates,
     search_pipeline,
     to_cosine,
-    to_document,
-    to_product,
     to_search_score,
-    to_vector,
     vector_facet_pipeline,
     vector_index_definition,
 )

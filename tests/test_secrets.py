@@ -29,7 +29,7 @@ from similarity.errors import StoreError
 from similarity.search import SearchService, build_service
 from similarity.store import open_store
 from similarity.store.mongo import MongoStore
-from similarity.tagging_gemini import GeminiTagger
+from similarity.tagging.gemini import GeminiTagger
 from similarity.ui.api import SearchApi
 from similarity.ui.catalog import CatalogHandlers
 from similarity.ui.files import UiFiles

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from similarity.records import AUDIENCES, CATEGORIES, COLORS, ProductTags
-from similarity.tagging_clip import TAG_GROUPS, ClipTagger, pixel_colors
+from similarity.tagging.clip import TAG_GROUPS, ClipTagger, pixel_colors
 
 from .helpers import make_image
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from similarity.errors import TaggingError
 from similarity.records import CATEGORIES, COLORS, ProductTags
-from similarity.tagging_gemini import MAX_SIDE, PROMPT, GeminiTagger, response_schema
+from similarity.tagging.gemini import MAX_SIDE, PROMPT, GeminiTagger, response_schema
 
 from .gemini_stub import GeminiStub, Reply
 from .helpers import make_image

@@ -15,8 +15,8 @@ from similarity.records import ProductTags
 from similarity.search import SearchService
 from similarity.store.local import LocalStore
 from similarity.tagging import FallbackTagger, TagResult, make_enricher, make_tagger
-from similarity.tagging_clip import ClipTagger
-from similarity.tagging_gemini import GeminiTagger
+from similarity.tagging.clip import ClipTagger
+from similarity.tagging.gemini import GeminiTagger
 
 from .gemini_stub import GeminiStub, Reply
 from .helpers import image_bytes, make_image

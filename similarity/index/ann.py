@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .index import VectorIndex
+from .exact import VectorIndex
 
 if TYPE_CHECKING:
-    from .records import Facets, Filters
-    from .store.base import CatalogStore, Ranking
+    from ..records import Facets, Filters
+    from ..store.base import CatalogStore, Ranking
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .config import DEFAULT_GEMINI_MODEL
-from .errors import ConfigError, TaggingError
-from .records import AUDIENCES, CATEGORIES, COLORS, ProductTags
-from .tagging import TagCache, TagResult, image_key
+from ..config import DEFAULT_GEMINI_MODEL
+from ..errors import ConfigError, TaggingError
+from ..records import AUDIENCES, CATEGORIES, COLORS, ProductTags
+from .base import TagCache, TagResult, image_key
 
 if TYPE_CHECKING:
     from PIL import Image

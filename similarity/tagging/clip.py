@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from .records import ProductTags
-from .tagging import TagCache, TagResult, image_key
+from ..records import ProductTags
+from .base import TagCache, TagResult, image_key
 
 if TYPE_CHECKING:
-    from .embedder import OpenClipEmbedder
+    from ..embedder import OpenClipEmbedder
 
 # category -> product kinds (the subcategories); "other" catches what the catalog does not sell
 KINDS: dict[str, tuple[str, ...]] = {
