@@ -93,6 +93,8 @@ def _print_info(info: dict[str, Any]) -> None:
     print(f"store:    {info['backend']} {info['url']}")
     print(f"products: {info['count']}")
     print(f"model:    {info['model']}{weights}")
+    if "precision" in info:
+        print(f"precision: {info['precision'] or 'auto (chosen when the model loads)'} - {info['precision_note']}")
     print(f"tagger:   {info.get('tagger', 'off')}")
     for category, count in info.get("categories", {}).items():
         print(f"  {category:<20} {count}")

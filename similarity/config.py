@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import ConfigError
+from .precision import PRECISIONS
 
 APP_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_STORE = f"sqlite:///{APP_DIR / 'data' / 'catalog.db'}"
@@ -28,7 +29,8 @@ class Settings:
     clip_pretrained: str = "laion2b_s34b_b79k"
     device: str = "cpu"
     batch_size: int = 16
-    torch_threads: int = 0  # 0 = leave torch's default (one per core)
+    torch_threads: int = 0  # 0 = the cores this process may use
+    precision: str = "auto"  # auto | fp32 | bf16 (see similarity.precision)
     tagger: str = "auto"
     gemini_api_key: str | None = dataclasses.field(default=None, repr=False)
     gemini_model: str = DEFAULT_GEMINI_MODEL
@@ -48,6 +50,7 @@ class Settings:
         _check_choice("SIMILARITY_TAGGER", self.tagger, TAGGERS)
         _check_choice("SIMILARITY_MONGO_SEARCH", self.mongo_search, MONGO_SEARCH_MODES)
         _check_choice("SIMILARITY_VECTOR_DTYPE", self.vector_dtype, VECTOR_DTYPES)
+        _check_choice("SIMILARITY_PRECISION", self.precision, PRECISIONS)
         if self.batch_size < 1 or self.facet_candidates < 1:
             raise ConfigError("batch size and facet candidates must be at least 1")
 
@@ -83,6 +86,7 @@ _ENV_FIELDS: dict[str, tuple[tuple[str, ...], type]] = {
     "device": (("SIMILARITY_DEVICE",), str),
     "batch_size": (("SIMILARITY_BATCH_SIZE",), int),
     "torch_threads": (("SIMILARITY_TORCH_THREADS",), int),
+    "precision": (("SIMILARITY_PRECISION",), str),
     "tagger": (("SIMILARITY_TAGGER",), str),
     "gemini_api_key": (("GEMINI_API_KEY", "GOOGLE_API_KEY"), str),
     "gemini_model": (("GEMINI_MODEL",), str),
@@ -120,7 +124,7 @@ def _parse(names: tuple[str, ...], raw: str, kind: type) -> object:
             return int(raw)
         except ValueError:
             raise ConfigError(f"{names[0]} must be a whole number") from None
-    return raw.lower() if names[0] in ("SIMILARITY_TAGGER", "SIMILARITY_MONGO_SEARCH") else raw
+    return raw.lower() if names[0] in ("SIMILARITY_TAGGER", "SIMILARITY_MONGO_SEARCH", "SIMILARITY_PRECISION") else raw
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Sequence
@@ -11,7 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import ModelError
+from . import precision as prec
+from .errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,7 @@ TINY_CONFIG: dict[str, Any] = {
 # Registry of model presets: name -> (open_clip architecture, extra model kwargs).
 MODEL_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {"tiny-test": ("ViT-B-32", TINY_CONFIG)}
 RANDOM_SEED = 0  # random weights are seeded so every process builds the same "random" model
+PROBE_TEXTS = ("a photo of a red leather handbag", "white running shoes")
 _MISSING_WEIGHTS_HELP = (
     "Could not load OpenCLIP weights {weights!r} for {model}: they are not cached here and cannot be "
     "downloaded. Pre-download them on a machine with internet access (they go to the Hugging Face cache), "
@@ -33,7 +36,11 @@ _MISSING_WEIGHTS_HELP = (
 
 
 class OpenClipEmbedder:
-    """Embeds images and texts into one space. Thread-safe; the model loads on first use."""
+    """Embeds images and texts into one space. Thread-safe; the model loads on first use.
+
+    ``precision`` (auto | fp32 | bf16) is settled when the model loads (see ``similarity.precision``);
+    ``cpu`` and ``probe`` are seams for tests. Vectors are float32 whatever the precision.
+    """
 
     def __init__(
         self,
@@ -43,12 +50,23 @@ class OpenClipEmbedder:
         device: str = "cpu",
         batch_size: int = 16,
         torch_threads: int = 0,
+        precision: str = "auto",
+        cpu: prec.CpuInfo | None = None,
+        probe: prec.Probe | None = None,
     ) -> None:
+        if precision not in prec.PRECISIONS:
+            choices = ", ".join(prec.PRECISIONS)
+            raise ConfigError(f"SIMILARITY_PRECISION={precision!r} is not valid; choose one of: {choices}")
         self.model_name = model
         self.pretrained = pretrained.strip()
         self.device = device
         self.batch_size = batch_size
         self.torch_threads = torch_threads
+        self.requested_precision = precision
+        self._cpu = cpu or prec.CpuFeatures()
+        self._probe = probe or prec.timing_probe
+        self._choice: prec.Choice | None = None
+        self._dtype: Any = None  # torch dtype of the model's inputs (None: float32)
         self._lock = threading.Lock()
         self._model: Any = None
         self._preprocess: Any = None
@@ -77,6 +95,20 @@ class OpenClipEmbedder:
         return int(self._model.text_projection.shape[1]) if hasattr(self._model, "text_projection") else 512
 
     @property
+    def precision(self) -> str | None:
+        """fp32 or bf16: settled at load; before it, known unless ``auto`` still has to run its probe."""
+        choice = self._choice or prec.decide(self.requested_precision, self._cpu, self.device)
+        return choice.precision if choice else None
+
+    @property
+    def precision_note(self) -> str:
+        """Why this precision, with the probe's figures when one ran."""
+        if self._choice is not None:
+            return self._choice.note
+        choice = prec.decide(self.requested_precision, self._cpu, self.device)
+        return choice.note if choice else "auto: a short probe picks fp32 or bf16 when the model loads"
+
+    @property
     def load_error(self) -> ModelError | None:
         """Why loading failed, if it did (the failure is kept: weights don't appear by retrying)."""
         return self._error
@@ -90,17 +122,51 @@ class OpenClipEmbedder:
                 raise self._error
             if self._model is None:
                 try:
-                    self._model, self._preprocess, self._tokenizer = self._build()
+                    model, self._preprocess, self._tokenizer = self._build()
                 except ModelError as exc:
                     self._error = exc
                     raise
+                self._model = self._settle_precision(model)
+
+    def _settle_precision(self, model: Any) -> Any:
+        """Choose fp32 or bf16 (probing under ``auto``), log why once, and return the model to keep."""
+        import torch
+
+        choice = prec.decide(self.requested_precision, self._cpu, self.device)
+        if choice is None:
+            candidate = prec.to_bf16(copy.deepcopy(model))
+            try:
+                result = self._probe(self._probe_batch(model, None), self._probe_batch(candidate, torch.bfloat16))
+                choice = prec.judge(result, self._cpu)
+            except Exception as exc:  # an op bf16 cannot run here must not stop the app: fp32 always works
+                choice = prec.Choice("fp32", f"auto -> fp32: the bf16 probe failed ({type(exc).__name__})")
+            model = candidate if choice.precision == "bf16" else model
+        elif choice.precision == "bf16":
+            model = prec.to_bf16(model)
+        (log.warning if choice.refused else log.info)("Embedding precision: %s", choice.note)
+        self._choice, self._dtype = choice, (torch.bfloat16 if choice.precision == "bf16" else None)
+        return model
+
+    def _probe_batch(self, model: Any, dtype: Any) -> Any:
+        """A closure embedding one fixed synthetic photo and two prompts with ``model``: (3, dim) float32."""
+        import torch
+
+        pixels = np.random.default_rng(RANDOM_SEED).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+        image = self._preprocess(Image.fromarray(pixels)).unsqueeze(0).to(self.device, dtype=dtype)
+        tokens = self._tokenizer(list(PROBE_TEXTS)).to(self.device)
+
+        def run() -> np.ndarray:
+            with torch.inference_mode():
+                rows = [model.encode_image(image), model.encode_text(tokens)]
+            return _normalise(torch.cat([r.float() for r in rows]).cpu().numpy())
+
+        return run
 
     def _build(self) -> tuple[Any, Any, Any]:
         import open_clip
         import torch
 
-        if self.torch_threads > 0:
-            torch.set_num_threads(self.torch_threads)
+        prec.configure_threads(self.torch_threads)
         arch, kwargs = MODEL_PRESETS.get(self.model_name, (self.model_name, {}))
         if self.pretrained.lower() == "openai" and arch == "ViT-B-32":
             arch = "ViT-B-32-quickgelu"  # OpenAI's weights were trained with QuickGELU
@@ -133,8 +199,8 @@ class OpenClipEmbedder:
         import torch
 
         self.load()
-        with torch.inference_mode():
-            features = self._model.encode_image(batch.to(self.device), normalize=True)
+        with torch.inference_mode():  # normalised after the float32 cast: a bf16 norm is off by ~1e-3
+            features = self._model.encode_image(batch.to(self.device, dtype=self._dtype))
         return _normalise(features.float().cpu().numpy())
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -158,23 +224,26 @@ class OpenClipEmbedder:
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 tokens = self._tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
-                out.append(self._model.encode_text(tokens, normalize=True).float().cpu().numpy())
+                out.append(self._model.encode_text(tokens).float().cpu().numpy())
         return _normalise(np.concatenate(out))
 
     def classifier(self, classnames: Sequence[str], templates: Sequence[str]) -> np.ndarray:
-        """Zero-shot class embeddings (n_classes, dim): each class's prompt ensemble, averaged, normalised."""
-        import open_clip
-        import torch
+        """Zero-shot class embeddings (n_classes, dim): each class's prompt ensemble, averaged, normalised.
 
-        self.load()
-        with torch.inference_mode():
-            weights = open_clip.build_zero_shot_classifier(
-                self._model, self._tokenizer, list(classnames), list(templates), device=self.device
-            )
-        return _normalise(weights.T.float().cpu().numpy())
+        As open_clip's ``build_zero_shot_classifier``, but averaged in float32 whatever the model's precision.
+        """
+        prompts = [template.format(name) for name in classnames for template in templates]
+        per_prompt = self.embed_texts(prompts).reshape(len(classnames), len(templates), -1)
+        return _normalise(per_prompt.mean(axis=1))
 
     def info(self) -> dict[str, Any]:
-        return {"model": self.model_id, "random_weights": self.random_weights, "loaded": self.loaded}
+        return {
+            "model": self.model_id,
+            "random_weights": self.random_weights,
+            "loaded": self.loaded,
+            "precision": self.precision,
+            "precision_note": self.precision_note,
+        }
 
 
 class _ToNormalisedTensor:

@@ -195,6 +195,7 @@ class SearchResult:
     timings_ms: dict[str, float]
     model: str
     query: dict[str, Any] = dataclasses.field(default_factory=dict)
+    precision: str | None = None  # fp32 | bf16: how the query was embedded (the vector space is the same)
 
     def to_dict(self, thumbnails: bool = False) -> dict[str, Any]:
         """The documented JSON contract: matches, facets, timings_ms, model (and query)."""
@@ -203,6 +204,7 @@ class SearchResult:
             "facets": self.facets,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "model": self.model,
+            "precision": self.precision,
             "query": self.query,
         }
 

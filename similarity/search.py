@@ -151,7 +151,8 @@ class SearchService:
             products = {p.id: p for p in self.store.get([i for i, _ in pairs[:top_k]])}
         matches = [Match(products[i], s, rank) for rank, (i, s) in enumerate(pairs[:top_k], 1) if i in products]
         timings["total"] = sum(timings.values())
-        return SearchResult(matches, ranking.facets, timings, self.model_id, query.describe())
+        precision = getattr(self.embedder, "precision", None)
+        return SearchResult(matches, ranking.facets, timings, self.model_id, query.describe(), precision)
 
     def search(
         self,
@@ -259,6 +260,7 @@ def build_service(
         device=settings.device,
         batch_size=settings.batch_size,
         torch_threads=settings.torch_threads,
+        precision=settings.precision,
     )
     store = overrides.pop("store", None) or open_store(settings.store_url, settings)
     tagger = overrides.pop("tagger", None) or make_tagger(settings, embedder)

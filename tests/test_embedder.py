@@ -122,3 +122,27 @@ def test_the_embedder_uses_the_numpy_tail(tiny_embedder) -> None:
 
     tiny_embedder.load()
     assert isinstance(tiny_embedder._preprocess.transforms[-1], _ToNormalisedTensor)
+
+
+class _Bf16Cpu:
+    """Claims AMX so bf16 really runs (slowly on a CPU without it: fidelity only, never timed)."""
+
+    def bf16_supported(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return "test CPU (amx_tile yes)"
+
+
+@pytest.mark.real_weights
+@pytest.mark.skipif(not _weights_cached(), reason="ViT-B-32 laion2b_s34b_b79k weights are not in the local HF cache")
+def test_real_weights_bf16_keeps_image_and_text_vectors():
+    from similarity.precision import row_cosines
+
+    fp32 = OpenClipEmbedder(precision="fp32")
+    bf16 = OpenClipEmbedder(precision="bf16", cpu=_Bf16Cpu())
+    pictures = [make_image((40 * i, 200 - 30 * i, 90), (224, 224), shape=i) for i in range(6)]
+    prompts = ["a photo of a red leather handbag", "white running shoes", "a black wrist watch"]
+    assert row_cosines(bf16.embed_images(pictures), fp32.embed_images(pictures)).min() >= 0.999
+    assert row_cosines(bf16.embed_texts(prompts), fp32.embed_texts(prompts)).min() >= 0.999
+    assert bf16.precision == "bf16" and bf16.model_id == fp32.model_id

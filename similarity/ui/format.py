@@ -129,7 +129,9 @@ def loading_status(loaded: bool, error: str | None, index: str = "ready") -> str
     return ""
 
 
-def footer_markdown(model: str, store_url: str, tagger: str) -> str:
+def footer_markdown(model: str, store_url: str, tagger: str, precision: str | None = None) -> str:
+    """``precision`` None: ``auto`` has not run its start-up probe yet."""
+    model = f"{model} · {precision or 'auto'}"
     return f"Model **{md(model)}** · store **{md(store_url)}** · tagger **{md(tagger)}**"
 
 

@@ -50,7 +50,9 @@ def build_blocks(service: SearchService, files: UiFiles | None = None) -> gr.Blo
                 _search_tab(search, _example_paths(service, files))
             with gr.Tab("Catalog", id="catalog"):
                 _catalog_tab(demo, catalog)
-        gr.Markdown(fmt.footer_markdown(info["model"], info["store"], info["tagger"]), elem_id="footer")
+        footer = gr.Markdown(_footer(service), elem_id="footer")
+        if info["precision"] is None:  # auto is still probing: each page load shows the choice so far
+            demo.load(lambda: _footer(service), outputs=footer, api_visibility="private", queue=False)
         _api(SearchApi(service))
     demo.queue(default_concurrency_limit=2, max_size=32)  # 2 vCPUs; a bounded queue sheds load
     return demo
@@ -119,7 +121,7 @@ def _search_tab(handlers: SearchHandlers, examples: list[str]) -> None:
             session = gr.State(None)
 
     outputs = [gallery, source, *groups, timings, download, session, tag_panel]
-    ranking = [top_k, min_score, *groups]
+    ranking = [top_k, min_score, *groups]  # RANK_INPUTS order (ui/ranking.py)
     new_search = {"fn": handlers.search, "inputs": [image, url, text, text_weight, *ranking, session]}
     common = {"outputs": outputs, "concurrency_id": "search", **PRIVATE}
     tags = {"fn": handlers.show_tags, "inputs": [session], "outputs": [tag_panel, timings], **PRIVATE}
@@ -250,4 +252,10 @@ def _info(service: SearchService) -> dict[str, Any]:
         "random_weights": bool(getattr(embedder, "random_weights", False)),
         "store": service.store.display_url,
         "tagger": getattr(service.tagger, "name", "off"),
+        "precision": getattr(embedder, "precision", "fp32"),
     }
+
+
+def _footer(service: SearchService) -> str:
+    info = _info(service)
+    return fmt.footer_markdown(info["model"], info["store"], info["tagger"], info["precision"])
