@@ -1,6 +1,6 @@
 """Fill a catalog: ``python -m data_seed --source demo|folder:PATH|hf:NAME_OR_PATH``.
 
-``seed_source`` is the programmatic entry point (the app uses it to seed the demo catalog once).
+``seed_source`` is the programmatic entry point (the app uses it to seed an empty catalog once).
 """
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from similarity.embedder import OpenClipEmbedder
-    from similarity.ingest import IngestReport
     from similarity.store.base import CatalogStore
+
+    from .fetch import UrlImages
+    from .options import DatasetOptions
+    from .pipeline import SeedReport
 
 __all__ = ["seed_source"]
 
@@ -23,11 +26,22 @@ def seed_source(
     limit: int | None = None,
     progress: bool = True,
     columns: Any = None,
-    **options: Any,
-) -> IngestReport:
-    """Seed ``store`` from a source spec with a progress bar; returns the per-item report."""
-    from .pipeline import run_ingest
-    from .sources import Columns, open_source
+    options: DatasetOptions | None = None,
+    urls: UrlImages | None = None,
+    **ingest_options: Any,
+) -> SeedReport:
+    """Seed ``store`` from a source spec with a progress bar; returns the per-item report and summary lines.
 
-    items = open_source(spec, limit=limit, columns=columns or Columns())
-    return run_ingest(items, store, embedder, progress=progress, **options)
+    ``options`` carries the dataset options (columns, categories, balance); ``columns`` is the older form.
+    ``urls`` fetches image URLs (tests pass one with their own guard); URLs already stored are not fetched.
+    """
+    from .dataset import stored_image_urls
+    from .options import DatasetOptions
+    from .pipeline import SeedReport, run_ingest
+    from .sources import make_source
+
+    if options is None:
+        options = DatasetOptions(columns=columns.pairs() if columns is not None else ())
+    source = make_source(spec, limit=limit, options=options, urls=urls, known_urls=lambda: stored_image_urls(store))
+    report = run_ingest(source.items(), store, embedder, progress=progress, **ingest_options)
+    return SeedReport(report.outcomes, notes=source.summary())

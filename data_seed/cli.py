@@ -9,7 +9,8 @@ import sys
 from similarity.config import TAGGERS, Settings
 from similarity.errors import ConfigError, SimilarityError
 
-from .sources import SOURCE_FORMS, Columns
+from .options import add_dataset_arguments, options_from_args
+from .sources import SOURCE_FORMS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--create-vector-index", action="store_true", help="create the Atlas vector index")
     parser.add_argument("--quantization", choices=["scalar"], help="Atlas vector index quantization")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for field in ("image", "name", "category", "brand"):
-        parser.add_argument(f"--{field}-column", default=field, help=f"hf: dataset column for {field}")
+    add_dataset_arguments(parser)
     return parser
 
 
@@ -107,12 +107,13 @@ def _seed(args: argparse.Namespace, store: object, settings: Settings) -> int:
         return 0
     if not args.reembed:
         store.check_model(embedder.model_id)
-    columns = Columns(args.image_column, args.name_column, args.category_column, args.brand_column)
     report = seed_source(
-        args.source, store, embedder, limit=args.limit, progress=progress, columns=columns,
+        args.source, store, embedder, limit=args.limit, progress=progress, options=options_from_args(args),
         batch_size=args.batch_size, workers=args.workers, reembed=args.reembed, enrich=enrich,
     )  # fmt: skip
     print(f"{report.summary()} -> {store.display_url} ({store.count()} products)")
+    for line in report.notes:
+        print(f"  {line}")
     _print_tagging(enrich)
     if args.retag:
         _retag(store, enrich, progress)

@@ -78,7 +78,7 @@ def _metadata(category: str, i: int) -> dict:
     color = colors[(i * 7 + len(category)) % len(colors)]  # 7 is coprime with both palettes
     sub, brand = subs[i % len(subs)], brands[i % len(brands)]
     return {
-        "name": f"{(brand or 'fresh').title()} {color.title()} {sub.title().rstrip('s')}",
+        "name": f"{(brand or 'fresh').title()} {color.title()} {singular(sub).title()}",
         "category": category,
         "subcategory": sub,
         "brand": brand,
@@ -91,6 +91,20 @@ def _metadata(category: str, i: int) -> dict:
         else None,
         "source": "demo (rendered)",
     }
+
+
+def singular(word: str) -> str:
+    """One product of a subcategory: smartwatches -> smartwatch, mobiles -> mobile (chips stay chips)."""
+    if word in _KEEP_PLURAL or not word.endswith("s") or word.endswith("ss"):
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "zes", "sses")):
+        return word[:-2]
+    return word[:-1]
+
+
+_KEEP_PLURAL = {"chips", "audio"}  # one bag of chips is still "chips"
 
 
 def _renderer(category: str, meta: dict, i: int) -> Callable[[], bytes]:

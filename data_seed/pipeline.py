@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO
@@ -15,6 +16,13 @@ if TYPE_CHECKING:
     from similarity.store.base import CatalogStore
 
 
+@dataclasses.dataclass
+class SeedReport(IngestReport):
+    """The ingest report plus the source's own summary lines (categories, caps, URL fetches)."""
+
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
 def run_ingest(
     items: Iterable[IngestItem],
     store: CatalogStore,
@@ -22,19 +30,25 @@ def run_ingest(
     *,
     progress: bool = True,
     out: TextIO | None = None,
+    on_outcome: Callable[[ItemOutcome], None] | None = None,
     **options: Any,
 ) -> IngestReport:
-    """Embed and store ``items``; bad files are reported one line each on ``out`` (stderr)."""
+    """Embed and store ``items``; bad files are reported one line each on ``out`` (stderr).
+
+    ``on_outcome`` also sees every item's outcome (the app's first start counts them for its status line).
+    """
     out = out or sys.stderr
     bar = tqdm(desc="seeding", unit="img", disable=not progress, file=out, dynamic_ncols=True)
 
-    def on_outcome(outcome: ItemOutcome) -> None:
+    def note(outcome: ItemOutcome) -> None:
         bar.update(1)
+        if on_outcome is not None:
+            on_outcome(outcome)
         if outcome.status in ("skipped", "failed"):
             bar.write(f"{outcome.status}: {outcome.key}: {outcome.reason}", file=out)
 
     try:
-        return Ingestor(store, embedder, on_outcome=on_outcome, **options).run(items)
+        return Ingestor(store, embedder, on_outcome=note, **options).run(items)
     finally:
         bar.close()
 

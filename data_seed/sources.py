@@ -4,45 +4,84 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
-import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from similarity import images
-from similarity.errors import ConfigError, ImageError
+from similarity.errors import ConfigError
 from similarity.ingest import IngestItem
 
+from .categories import CategoryMapper, load_category_map
 from .demo import demo_items
+from .options import DEFAULT_OPTIONS, DatasetOptions
 
-log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 SOURCE_FORMS = "demo, folder:PATH, hf:NAME_OR_PATH"
 
 
 @dataclasses.dataclass(frozen=True)
 class Columns:
-    """Dataset column names for the hf: source."""
+    """Dataset column names for the hf: source (the older form of ``--column FIELD=COLUMN``)."""
 
     image: str = "image"
     name: str = "name"
     category: str = "category"
     brand: str = "brand"
 
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """Only the fields given another name: a field named like its column is found by default."""
+        return tuple(
+            (f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if getattr(self, f.name) != f.name
+        )
+
+
+class Source:
+    """A source's items and, after they were read, the lines it adds to the seeding summary."""
+
+    def __init__(self, items: Iterator[IngestItem], summary: Callable[[], list[str]] = list) -> None:
+        self._items, self._summary = items, summary
+
+    def items(self) -> Iterator[IngestItem]:
+        return self._items
+
+    def summary(self) -> list[str]:
+        return self._summary()
+
 
 def open_source(spec: str, *, limit: int | None = None, columns: Columns = Columns()) -> Iterator[IngestItem]:
     """Items for a source spec; an unknown spec names the valid forms."""
+    return make_source(spec, limit=limit, options=DatasetOptions(columns=columns.pairs())).items()
+
+
+def make_source(
+    spec: str,
+    *,
+    limit: int | None = None,
+    options: DatasetOptions = DEFAULT_OPTIONS,
+    urls: Any = None,
+    known_urls: Callable[[], Collection[str]] | None = None,
+) -> Source:
+    """The source for a spec (``demo``, ``folder:PATH``, ``hf:NAME_OR_PATH``) with its options."""
     kind, _, arg = spec.partition(":")
     if kind == "demo" and not arg:
-        return demo_items(limit)
+        return Source(demo_items(limit))
     if kind == "folder" and arg:
-        return _limited(folder_items(Path(arg)), limit)
+        mapper = CategoryMapper({**_file_map(options), **dict(options.map_category)})
+        items = (IngestItem(i.key, i.read, mapper.apply(i.metadata)) for i in folder_items(Path(arg)))
+        return Source(_limited(items, limit), mapper.summary)
     if kind == "hf" and arg:
-        return _limited(hf_items(arg, columns), limit)
+        from .dataset import DatasetSource
+
+        dataset = DatasetSource(arg, options, limit=limit, urls=urls, known_urls=known_urls)
+        return Source(dataset.items(), dataset.summary)
     raise ConfigError(f"Unknown source {spec!r}; use one of: {SOURCE_FORMS}")
+
+
+def _file_map(options: DatasetOptions) -> dict[str, str]:
+    return load_category_map(options.category_map) if options.category_map else {}
 
 
 def _limited(items: Iterator[IngestItem], limit: int | None) -> Iterator[IngestItem]:
@@ -81,48 +120,3 @@ def _folder_metadata(root: Path) -> dict[str, dict[str, Any]]:
     if rows and key is None:
         raise ConfigError("metadata.csv/.jsonl needs a 'file_name' column naming each image")
     return {str(row.pop(key)): {k: v for k, v in row.items() if v not in (None, "")} for row in rows}
-
-
-def hf_items(name_or_path: str, columns: Columns = Columns()) -> Iterator[IngestItem]:
-    """Rows of a Hugging Face dataset: a local save_to_disk/parquet folder, or a hub name with network."""
-    dataset = _load_dataset(name_or_path)
-    if columns.image not in dataset.column_names:
-        names = ", ".join(dataset.column_names)
-        raise ConfigError(f"The dataset has no image column {columns.image!r}; columns: {names}")
-    wanted = {"name": columns.name, "category": columns.category, "brand": columns.brand}
-    for n, row in enumerate(dataset):
-        meta = {field: row[col] for field, col in wanted.items() if col in row and row[col] is not None}
-        yield IngestItem(f"{name_or_path}#{n}", partial(_image_bytes, row[columns.image]), meta)
-
-
-def _load_dataset(name_or_path: str) -> Any:
-    try:
-        import datasets
-    except ImportError:
-        raise ConfigError("The hf: source needs the optional 'datasets' package: pip install datasets") from None
-    path = Path(name_or_path)
-    try:
-        if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
-            return datasets.load_from_disk(str(path))
-        if path.is_dir():
-            return datasets.load_dataset("parquet", data_dir=str(path), split="train")
-        return datasets.load_dataset(name_or_path, split="train")
-    except Exception as exc:  # datasets raises many types (hub, network, format)
-        log.debug("dataset load failed", exc_info=True)
-        raise ConfigError(f"Could not load the dataset {name_or_path!r} ({type(exc).__name__}).") from None
-
-
-def _image_bytes(value: Any) -> bytes:
-    """A dataset image cell (PIL image, {'bytes':..}, {'path':..} or raw bytes) -> encoded bytes."""
-    if isinstance(value, dict):
-        if value.get("bytes"):
-            return value["bytes"]
-        if value.get("path"):
-            return images.read_bytes(value["path"])
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    if hasattr(value, "save"):
-        buf = io.BytesIO()
-        value.save(buf, "PNG")
-        return buf.getvalue()
-    raise ImageError("The dataset cell is not an image.")
