@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import platform
 import statistics
@@ -16,6 +17,27 @@ from PIL import Image, ImageDraw
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"  # read in place, never copied
+
+
+def parser(
+    doc: str, *, sizes: str | None = None, queries: int | None = None, help: str = ""
+) -> argparse.ArgumentParser:
+    """A benchmark's command line: ``--out`` always, ``--sizes`` (catalog sizes) and ``--queries`` when given."""
+    out = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    if sizes is not None:
+        out.add_argument("--sizes", type=size_list, default=size_list(sizes), help=f"catalog sizes ({sizes})")
+    if queries is not None:
+        out.add_argument("--queries", type=int, default=queries, help=help or "timed queries per size")
+    out.add_argument("--out", type=Path, default=RESULTS, help="where the .md and .png results go")
+    return out
+
+
+def size_list(text: str) -> list[int]:
+    """``"10000,100_000,1000000"`` -> ``[10000, 100000, 1000000]``."""
+    try:
+        return [int(s.strip().replace("_", "")) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of whole numbers: {text!r}") from None
 
 
 def clustered_vectors(n: int, dim: int = 512, clusters: int = 1000, rank: int = 24, seed: int = 0):

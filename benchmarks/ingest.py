@@ -22,7 +22,8 @@ from similarity.embedder import OpenClipEmbedder
 from similarity.ingest import Ingestor
 from similarity.store.local import LocalStore
 
-from .common import RESULTS, SHARED_PHOTOS, markdown_table, p50, photo, pyplot, write_report
+from . import common
+from .common import SHARED_PHOTOS, markdown_table, p50, photo, pyplot, write_report
 
 # (width, height, format): a spread like a shop's photo folder
 SIZES = [(4000, 3000, "JPEG"), (2048, 1536, "JPEG"), (1200, 900, "JPEG"), (800, 800, "PNG"), (640, 480, "JPEG")]
@@ -81,12 +82,11 @@ def measure(embedder: OpenClipEmbedder, root: Path, tmp: Path, args: argparse.Na
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--photos", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     embedder = OpenClipEmbedder("ViT-B-32", "none", batch_size=args.batch_size)
     embedder.load()

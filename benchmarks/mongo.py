@@ -13,7 +13,6 @@ with recall@10 against exact. It uses the collection ``bench_<size>`` of the dat
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -32,7 +31,17 @@ from similarity.store.base import Ranker, mask_url
 from similarity.store.migrate import copy_catalog
 from similarity.store.mongo import AtlasRanker, MongoStore
 
-from .common import RESULTS, clustered_vectors, interleaved, markdown_table, p50, p95, queries_like, timed, write_report
+from .common import (
+    clustered_vectors,
+    interleaved,
+    markdown_table,
+    p50,
+    p95,
+    parser,
+    queries_like,
+    timed,
+    write_report,
+)
 from .search import FACET_N, K, build_store, recall
 
 URI_ENV = "SIMILARITY_BENCH_MONGODB_URI"
@@ -97,11 +106,7 @@ def _rows(n: int, sides: list[Side], times: dict, results: dict) -> list[list[ob
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--queries", type=int, default=30, help="timed queries per side and size")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
+    args = parser(__doc__, sizes="10000,100000", queries=30, help="timed queries per side and size").parse_args(argv)
     uri = os.environ.get(URI_ENV, "")
     if not uri:
         print(f"benchmarks.mongo needs a MongoDB server: set {URI_ENV} (none can run on the build machines).")
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, notes = [], []
     client = MongoClient(uri, serverSelectionTimeoutMS=5000, appname="similarity-bench")
     with tempfile.TemporaryDirectory(prefix="bench-mongo-") as tmp:
-        for size in (int(s) for s in args.sizes.split(",") if s):
+        for size in args.sizes:
             size_rows, note = run_size(size, client, args.queries, Path(tmp))
             rows += size_rows
             notes += [note] if note else []

@@ -12,7 +12,6 @@ Writes ``benchmarks/results/query.md`` and ``query.png``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -28,7 +27,7 @@ from similarity.records import Filters
 from similarity.search import SearchService
 
 from . import common
-from .common import RESULTS, SHARED_PHOTOS, markdown_table, p50, p95, photo, pyplot, timed, write_report
+from .common import SHARED_PHOTOS, markdown_table, p50, p95, photo, pyplot, timed, write_report
 from .search import build_store, raw_top
 
 PAUSE = 0.1  # between timed calls, like a user's pace: idle BLAS/OpenMP threads stop spinning
@@ -158,17 +157,14 @@ def plot(runs: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--queries", type=int, default=12, help="searches (and re-ranks per filter) per size")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
+    help = "searches (and re-ranks per filter) per size"
+    args = common.parser(__doc__, sizes="10000,100000", queries=12, help=help).parse_args(argv)
     embedder = OpenClipEmbedder("ViT-B-32", "none")
     embedder.load()
     photos = query_photos()
     big = big_photo_prep(embedder)
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
-        runs = [run_size(int(s), embedder, photos, args.queries, Path(tmp)) for s in args.sizes.split(",") if s]
+        runs = [run_size(s, embedder, photos, args.queries, Path(tmp)) for s in args.sizes]
     args.out.mkdir(parents=True, exist_ok=True)
     print("\n" + report(runs, photos, args.queries, big, args.out))
     return 0

@@ -10,7 +10,6 @@ run, interleaved query by query so background load hits them alike. Writes
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gc
 import math
@@ -24,8 +23,8 @@ import numpy as np
 from similarity.records import CATEGORIES, COLORS, Filters, Product
 from similarity.store.local import LocalStore
 
+from . import common
 from .common import (
-    RESULTS,
     clustered_vectors,
     interleaved,
     markdown_table,
@@ -244,16 +243,13 @@ def _first(rows: list[Row], method: str) -> Row:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated catalog sizes")
-    parser.add_argument("--queries", type=int, default=50, help="timed queries per method and size")
+    parser = common.parser(__doc__, sizes="10000,100000,1000000", queries=50, help="timed queries per method and size")
     parser.add_argument("--rank", type=int, default=24, help="per-cluster subspace dimension (0 = isotropic)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     import faiss
 
     faiss.omp_set_num_threads(2)
-    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    sizes = args.sizes
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         for n in sizes:

@@ -11,7 +11,6 @@ Writes ``benchmarks/results/startup.md`` and ``startup.png``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import os
@@ -32,7 +31,7 @@ from similarity.index.ann import graph_path, meta_path
 from similarity.store.local import LocalStore
 
 from . import common
-from .common import RESULTS, markdown_table, p50, pyplot, write_report
+from .common import markdown_table, p50, pyplot, write_report
 from .search import build_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,15 +123,13 @@ def _tail(log) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,100000", help="catalog sizes (products)")
+    parser = common.parser(__doc__, sizes="1000,100000")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     rows, points = [], []
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
-        for n in (int(s) for s in args.sizes.split(",") if s):
+        for n in args.sizes:
             db = Path(tmp) / f"catalog-{n}.db"
             vectors, labels = common.clustered_vectors(n)
             build_store(db, vectors, labels, model="ViT-B-32/none", thumbnail=thumbnail())[0].close()

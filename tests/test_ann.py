@@ -286,3 +286,21 @@ def test_index_status_when_the_store_is_down():
     with pytest.raises(StoreError):
         index.warm()
     assert index.status == "unavailable"
+
+
+def test_the_ann_builder_is_handed_in_at_a_seam(tmp_path):
+    """StoreIndex(ann=...) builds large catalogs' graphs with the given builder, and hands it the previous index."""
+    calls = []
+
+    def builder(exact, store, version, previous, progress):
+        calls.append((len(exact), version, previous))
+        return AnnIndex(exact, HnswGraph.empty(exact.matrix.shape[1]))  # an empty graph: exact fallbacks only
+
+    store = LocalStore(tmp_path / "catalog.db")
+    store.upsert(catalog(150))
+    index = StoreIndex(store, Settings(ann_threshold=100), progress=False, ann=builder)
+    first = index.current()
+    assert isinstance(first, AnnIndex) and calls == [(150, store.version(), None)]
+    assert len(first.rank(queries(1)[0], Filters(), 5, None, 5).ids) == 5
+    store.upsert(catalog(10, seed=3, start=150))
+    assert isinstance(index.current(), AnnIndex) and calls[-1][0] == 160 and calls[-1][2] is first

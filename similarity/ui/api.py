@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SimilarityError
-from ..records import Filters
-from ..search import DEFAULT_TOP_K, SearchService
+from ..search import DEFAULT_TOP_K, Query, SearchService
 from .handlers import user_errors
+from .ranking import RankArgs
 
 
 class SearchApi:
@@ -51,16 +51,9 @@ class SearchApi:
         """
         if not image and not (url or "").strip():
             raise SimilarityError("Give a photo (image) or an image URL (url) to search with.")
-        result = self.service.search(
-            image or None,
-            url=url,
-            text=text,
-            text_weight=float(text_weight),
-            filters=_filters(categories, brands, colors, tags),
-            top_k=_int(top_k),
-            min_score=min_score,
-        )
-        return result.to_dict(thumbnails=True)
+        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        query = self.service.encode(image or None, url=url, text=text, text_weight=float(text_weight))
+        return self._rank(query, args)
 
     @user_errors
     def search_text(
@@ -88,8 +81,8 @@ class SearchApi:
         """
         if not (text or "").strip():
             raise SimilarityError("Type a description to search for (text).")
-        filters = _filters(categories, brands, colors, tags)
-        return self.service.search(text=text, filters=filters, top_k=_int(top_k), min_score=min_score).to_dict(True)
+        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        return self._rank(self.service.encode(text=text), args)
 
     @user_errors
     def similar_to(
@@ -117,17 +110,9 @@ class SearchApi:
         """
         if not (product_id or "").strip():
             raise SimilarityError("Give the id of a catalog product (product_id).")
-        filters = _filters(categories, brands, colors, tags)
-        result = self.service.similar_to(product_id.strip(), filters, _int(top_k), min_score)
+        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        return self._rank(self.service.product_query(product_id.strip()), args)
+
+    def _rank(self, query: Query, args: RankArgs) -> dict[str, Any]:
+        result = self.service.rank(query, args.filters, args.top_k, args.min_score)
         return result.to_dict(thumbnails=True)
-
-
-def _filters(categories: Any, brands: Any, colors: Any, tags: Any) -> Filters:
-    return Filters.of(categories=categories, brands=brands, colors=colors, tags=tags)
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise SimilarityError("top_k must be a whole number.") from None

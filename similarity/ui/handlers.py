@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, NamedTuple, TypeVar
@@ -18,10 +18,11 @@ from typing import Any, NamedTuple, TypeVar
 import gradio as gr
 
 from ..errors import SimilarityError
-from ..records import FACET_GROUPS, Filters, Product, SearchResult
+from ..records import FACET_GROUPS, Product, SearchResult
 from ..search import Query, SearchService
 from . import format as fmt
 from .files import UiFiles
+from .ranking import RankArgs
 
 log = logging.getLogger(__name__)
 
@@ -85,28 +86,18 @@ class SearchHandlers:
         self.files = files
 
     # -- events ----------------------------------------------------------------------------
+    # ``*ranking``: the ranking inputs in ``RANK_INPUTS`` order (top-k, min score, the four filter
+    # groups), then the session where the event has one; ``RankArgs.from_inputs`` reads them.
     @user_errors
-    def search(
-        self,
-        image: Any,
-        url: str | None,
-        text: str | None,
-        text_weight: float,
-        top_k: float,
-        min_score: float,
-        categories: Sequence[str] | None,
-        brands: Sequence[str] | None,
-        colors: Sequence[str] | None,
-        tags: Sequence[str] | None,
-        session: SearchSession | None = None,
-    ) -> SearchOutputs:
+    def search(self, image: Any, url: str | None, text: str | None, text_weight: float, *ranking: Any) -> SearchOutputs:
         """A new search from the photo, URL and/or text (decodes and embeds once)."""
+        args, _ = RankArgs.from_inputs(ranking)
         query = self.service.encode(image or None, url=url, text=text, text_weight=float(text_weight))
         job = self._start_tagging(query)
         query = dataclasses.replace(query, image=None)  # the tagger has it; do not keep pixels in the session
         fresh = SearchSession(query, tag_job=job)
         panel = TAGGING if job is not None else self._no_tags_text(query)
-        return self._show(fresh, _groups(categories, brands, colors, tags), top_k, min_score, panel)
+        return self._show(fresh, args, panel)
 
     def auto_search(self, image: Any, url: str | None, text: str | None, *rest: Any) -> SearchOutputs:
         """Search when a photo arrives (upload, webcam, paste, example); clearing the photo does nothing."""
@@ -115,61 +106,37 @@ class SearchHandlers:
         return self.search(image, url, text, *rest)
 
     @user_errors
-    def rerank(
-        self,
-        text_weight: float,
-        top_k: float,
-        min_score: float,
-        categories: Sequence[str] | None,
-        brands: Sequence[str] | None,
-        colors: Sequence[str] | None,
-        tags: Sequence[str] | None,
-        session: SearchSession | None,
-    ) -> SearchOutputs:
+    def rerank(self, text_weight: float, *ranking: Any) -> SearchOutputs:
         """Filters, sliders or text weight changed: rank the kept query vector again."""
+        args, session = RankArgs.from_inputs(ranking)
         if session is None:
             return _skip_all()
         query = self.service.reweight(session.query, float(text_weight))
         query = dataclasses.replace(query, timings_ms={})
         again = dataclasses.replace(session, query=query, timings={})
-        groups = _groups(categories, brands, colors, tags)
-        return self._show(again, groups, top_k, min_score, gr.skip(), note="re-ranked, no re-embedding")
+        return self._show(again, args, gr.skip(), note="re-ranked, no re-embedding")
 
     @user_errors
-    def more_like_this(
-        self,
-        evt: gr.SelectData,
-        top_k: float,
-        min_score: float,
-        categories: Sequence[str] | None,
-        brands: Sequence[str] | None,
-        colors: Sequence[str] | None,
-        tags: Sequence[str] | None,
-        session: SearchSession | None,
-    ) -> SearchOutputs:
+    def more_like_this(self, evt: gr.SelectData, *ranking: Any) -> SearchOutputs:
         """A gallery item was selected: search with that product's stored vector."""
+        args, session = RankArgs.from_inputs(ranking)
         index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         if session is None or not isinstance(index, int) or not 0 <= index < len(session.ids):
             raise SimilarityError("That result is no longer shown; search again.")
-        return self.similar(session.ids[index], top_k, min_score, categories, brands, colors, tags)
+        return self.similar_with(session.ids[index], args)
 
     @user_errors
-    def similar(
-        self,
-        product_id: str,
-        top_k: float,
-        min_score: float,
-        categories: Sequence[str] | None,
-        brands: Sequence[str] | None,
-        colors: Sequence[str] | None,
-        tags: Sequence[str] | None,
-    ) -> SearchOutputs:
+    def similar(self, product_id: str, *ranking: Any) -> SearchOutputs:
+        return self.similar_with(product_id, RankArgs.from_inputs(ranking)[0])
+
+    def similar_with(self, product_id: str, args: RankArgs) -> SearchOutputs:
+        """ "More like this" for a catalog product, ranked by ``args``."""
         query = self.service.product_query(product_id)
         source = next(iter(self.service.store.get([product_id])), None)
         job = self._start_tagging(query)  # a product query gives the product's stored tags
         fresh = SearchSession(query, source=source, tag_job=job)
         panel = TAGGING if job is not None else self._no_tags_text(query)
-        return self._show(fresh, _groups(categories, brands, colors, tags), top_k, min_score, panel)
+        return self._show(fresh, args, panel)
 
     def show_tags(self, session: SearchSession | None) -> tuple[Any, Any]:
         """Chained after a search: wait for the background tagging and fill the panel."""
@@ -186,26 +153,18 @@ class SearchHandlers:
         return fmt.tags_markdown(result), fmt.timings_line(session.timings, result.elapsed_ms)
 
     @user_errors
-    def apply_detected(
-        self,
-        enabled: bool,
-        top_k: float,
-        min_score: float,
-        categories: Sequence[str] | None,
-        brands: Sequence[str] | None,
-        colors: Sequence[str] | None,
-        tags: Sequence[str] | None,
-        session: SearchSession | None,
-    ) -> SearchOutputs:
+    def apply_detected(self, enabled: bool, *ranking: Any) -> SearchOutputs:
         """ "Filter by detected category": tick (or untick) the tagger's category and re-rank."""
+        args, session = RankArgs.from_inputs(ranking)
         detected = _detected_category(session)
         if session is None or detected is None:
             return _skip_all()
-        ticked = [c for c in categories or () if c != detected] + ([detected] if enabled else [])
-        if ticked == list(categories or ()):
+        categories = args.groups["categories"]
+        ticked = [c for c in categories if c != detected] + ([detected] if enabled else [])
+        if ticked == categories:
             return _skip_all()
-        groups = _groups(ticked, brands, colors, tags)
-        return self._show(session, groups, top_k, min_score, gr.skip(), note=f"category: {detected}")
+        again = args.with_groups({**args.groups, "categories": ticked})
+        return self._show(session, again, gr.skip(), note=f"category: {detected}")
 
     # -- helpers ---------------------------------------------------------------------------
     def _start_tagging(self, query: Query) -> Future | None:
@@ -217,16 +176,8 @@ class SearchHandlers:
             return FROM_PRODUCT
         return NO_PHOTO if "image" not in query.kind else NO_TAGGER
 
-    def _show(
-        self,
-        session: SearchSession,
-        groups: dict[str, list[str]],
-        top_k: float,
-        min_score: float,
-        panel: Any,
-        note: str = "",
-    ) -> SearchOutputs:
-        result, updates = self.rank_keeping_valid_ticks(session.query, groups, top_k, min_score)
+    def _show(self, session: SearchSession, args: RankArgs, panel: Any, note: str = "") -> SearchOutputs:
+        result, updates = self.rank_keeping_valid_ticks(session.query, args)
         session.ids = [m.product.id for m in result.matches]
         session.timings = dict(result.timings_ms)
         gallery = [(self.files.thumbnail(m.product), fmt.caption(m.product, m.score)) for m in result.matches]
@@ -236,15 +187,12 @@ class SearchHandlers:
         export = self.export(result, updates)
         return SearchOutputs(gallery, source, *updates.values(), timings, export, session, panel)
 
-    def rank_keeping_valid_ticks(
-        self, query: Query, groups: dict[str, list[str]], top_k: float, min_score: float
-    ) -> tuple[SearchResult, dict[str, Any]]:
+    def rank_keeping_valid_ticks(self, query: Query, args: RankArgs) -> tuple[SearchResult, dict[str, Any]]:
         """Rank, then drop ticks that no longer appear in the facets (and rank again if any did)."""
-        limit = _min_score(min_score)
-        result = self.service.rank(query, Filters.of(**groups), int(top_k), limit)
-        valid = {g: fmt.facet_choices(result.facets.get(g, {}), ticks)[1] for g, ticks in groups.items()}
-        if valid != {g: list(dict.fromkeys(t)) for g, t in groups.items()}:
-            result = self.service.rank(query, Filters.of(**valid), int(top_k), limit)
+        result = self.service.rank(query, args.filters, args.top_k, args.min_score)
+        valid = {g: fmt.facet_choices(result.facets.get(g, {}), ticks)[1] for g, ticks in args.groups.items()}
+        if valid != {g: list(dict.fromkeys(t)) for g, t in args.groups.items()}:
+            result = self.service.rank(query, args.with_groups(valid).filters, args.top_k, args.min_score)
         updates = {}
         for group in FACET_GROUPS:
             choices, keep = fmt.facet_choices(result.facets.get(group, {}), valid[group])
@@ -255,15 +203,6 @@ class SearchHandlers:
         data = result.to_dict(thumbnails=False)
         data["filters"] = {group: update["value"] for group, update in updates.items()}
         return self.files.export_json(data)
-
-
-def _groups(*values: Sequence[str] | None) -> dict[str, list[str]]:
-    return {group: list(v or ()) for group, v in zip(FACET_GROUPS, values, strict=True)}
-
-
-def _min_score(value: float | None) -> float | None:
-    """The slider's 0 means "no minimum" (cosine scores can be negative)."""
-    return float(value) if value else None
 
 
 def _tag_status(job: Future | None) -> str | float | None:

@@ -121,7 +121,7 @@ def _search_tab(handlers: SearchHandlers, examples: list[str]) -> None:
             session = gr.State(None)
 
     outputs = [gallery, source, *groups, timings, download, session, tag_panel]
-    ranking = [top_k, min_score, *groups]
+    ranking = [top_k, min_score, *groups]  # RANK_INPUTS order (ui/ranking.py)
     new_search = {"fn": handlers.search, "inputs": [image, url, text, text_weight, *ranking, session]}
     common = {"outputs": outputs, "concurrency_id": "search", **PRIVATE}
     tags = {"fn": handlers.show_tags, "inputs": [session], "outputs": [tag_panel, timings], **PRIVATE}

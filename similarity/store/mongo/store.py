@@ -235,17 +235,10 @@ class MongoStore(CatalogStore):
             )
         return self._resolved
 
-    def create_vector_index(
-        self,
-        quantization: str | None = None,
-        timeout: float = 300,
-        poll: float = 5,
-        progress: Callable[[str], None] = print,
-        *,
-        dimensions: int | None = None,
-    ) -> None:
-        """Create (or update) the Atlas vector index and wait until it is queryable."""
-        self.vector_index.create(quantization, timeout, poll, progress, dimensions=dimensions)
+    def create_vector_index(self, quantization: str | None = None, **options: Any) -> None:
+        """Create (or update) the Atlas vector index and wait until it is queryable (``options``: ``timeout``,
+        ``poll``, ``progress``, ``dimensions``, as ``VectorSearchIndex.create`` takes them)."""
+        self.vector_index.create(quantization, **options)
         self._resolved = None  # auto mode re-detects on the next ranker() call
 
     # -- misc ------------------------------------------------------------------------------------
