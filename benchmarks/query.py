@@ -1,6 +1,6 @@
 """Query benchmark: an image search through SearchService vs the bare minimum, and filter re-rank time.
 
-    python -m benchmarks.query [--sizes 10000,100000] [--queries 12]
+    python -m benchmarks.query [--sizes 10000,100000] [--queries 12] [--precision auto,fp32]
 
 End-to-end = ``service.search(photo_bytes)``: decode (draft mode), preprocess, one forward pass of the
 real ViT-B-32 architecture (random weights: same cost as the trained model), rank with facets, fetch
@@ -139,7 +139,7 @@ def report(runs: list[dict], photos: list[tuple[str, bytes]], rounds: int, big: 
 def plot(runs: list[dict], path: Path) -> None:
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    labels = [f"{r['n']:,}" for r in runs]
+    labels = [f"{r['n']:,}\n{r['path'].split(', ', 1)[-1]}" for r in runs]
     x = np.arange(len(runs))
     left.bar(x - 0.2, [p50(r["service"]) for r in runs], 0.4, label="image search via SearchService")
     left.bar(x + 0.2, [p50(r["floor"]) for r in runs], 0.4, label="floor: embed + raw top-k")
@@ -158,13 +158,22 @@ def plot(runs: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     help = "searches (and re-ranks per filter) per size"
-    args = common.parser(__doc__, sizes="10000,100000", queries=12, help=help).parse_args(argv)
-    embedder = OpenClipEmbedder("ViT-B-32", "none")
-    embedder.load()
+    parser = common.parser(__doc__, sizes="10000,100000", queries=12, help=help)
+    parser.add_argument("--precision", default="auto,fp32", help="SIMILARITY_PRECISION values to compare, in one run")
+    args = parser.parse_args(argv)
+    embedders = {name: OpenClipEmbedder("ViT-B-32", "none", precision=name) for name in args.precision.split(",")}
+    for name, embedder in embedders.items():
+        embedder.load()
+        print(f"precision {name}: {embedder.precision_note}", flush=True)
     photos = query_photos()
-    big = big_photo_prep(embedder)
+    big = big_photo_prep(next(iter(embedders.values())))
+    runs = []
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
-        runs = [run_size(s, embedder, photos, args.queries, Path(tmp)) for s in args.sizes]
+        for s in args.sizes:
+            for name, embedder in embedders.items():  # both precisions per size, one after the other
+                (Path(tmp) / name).mkdir(exist_ok=True)
+                runs.append(run_size(s, embedder, photos, args.queries, Path(tmp) / name))
+                runs[-1]["path"] += f", {name} → {embedder.precision}"
     args.out.mkdir(parents=True, exist_ok=True)
     print("\n" + report(runs, photos, args.queries, big, args.out))
     return 0
