@@ -24,7 +24,8 @@ from similarity import images
 from similarity import precision as prec
 from similarity.embedder import OpenClipEmbedder
 
-from .common import RESULTS, SHARED_PHOTOS, markdown_table, p50, photo, pyplot, write_report
+from . import common
+from .common import SHARED_PHOTOS, markdown_table, p50, photo, pyplot, write_report
 
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 PROMPTS = [
@@ -111,11 +112,10 @@ def _ms(fn) -> float:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--runs", type=int, default=10, help="timed runs per encoder at batch 1")
     parser.add_argument("--force-bf16", action="store_true", help="time bf16 even on a CPU without bf16 support")
     parser.add_argument("--cap-seconds", type=float, default=90, help="hard time cap for each encoder's timing")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     model_name, flags = cpu_flags()
     cpu = prec.CpuFeatures()
