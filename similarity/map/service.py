@@ -1,0 +1,291 @@
+"""``CatalogMap``: the catalog's 2-D layout, computed off the request path and kept with the catalog.
+
+Life of a layout: a saved one whose catalog version matches is adopted as is; otherwise a PCA
+preview is shown at once while the real layout (UMAP) is fitted in the background, then saved.
+Products added later are placed by their nearest fitted neighbours until enough of the catalog
+has changed (``REFIT_SHARE``), and then the layout is fitted again in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..config import Settings
+from ..errors import SimilarityError
+from .layout import (
+    PLACE_K,
+    SAMPLE_SIZE,
+    Fitter,
+    PcaFitter,
+    UmapFitter,
+    fit_layout,
+    normalise,
+    pca_2d,
+    place_rows,
+    weighted_position,
+)
+from .persist import Layout, LayoutStore, layouts_for
+from .worker import run_in_child, run_in_thread
+
+if TYPE_CHECKING:
+    from ..store.base import CatalogStore, VectorBatch
+
+log = logging.getLogger(__name__)
+REFIT_SHARE = 0.25  # refit once this share of the fitted catalog was added or removed since
+CHECK_EVERY = 5.0  # seconds between catalog version checks on the request path
+PREVIEW = "pca-preview"
+Runner = Callable[[np.ndarray, Fitter, int], tuple[np.ndarray, np.ndarray, str]]
+
+
+class CatalogMap:
+    """A 2-D layout of every catalog product's embedding, computed off the request path.
+
+    ``fitter``: the layout method (default UMAP). ``background``: ``start`` returns at once and the
+    work runs in a thread (the app); otherwise ``start`` does the work before returning (CLI, tests).
+    ``isolate``: fit in a child process at nice 19 (default: only for the built-in UMAP fitter; a
+    fitter handed in runs in the calling thread, at low thread priority). ``layouts``: the storage seam.
+    """
+
+    def __init__(
+        self,
+        store: CatalogStore,
+        settings: Settings | None = None,
+        *,
+        fitter: Fitter | None = None,
+        background: bool = False,
+        layouts: LayoutStore | None = None,
+        isolate: bool | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.fitter = fitter or UmapFitter()
+        self.background = background
+        self.sample_size = SAMPLE_SIZE
+        self.layouts = layouts or layouts_for(store)
+        isolate = fitter is None if isolate is None else isolate
+        self._runner: Runner = run_in_child if isolate else run_in_thread
+        self._layout: Layout | None = None
+        self._status = "preview"  # nothing known yet: the first start() decides
+        self._note = "The map is being prepared."
+        self._lock = threading.Lock()
+        self._job: threading.Thread | None = None
+        self._again = False  # the catalog changed while a job ran: run once more
+        self._started = False
+        self._checked = 0.0
+        self._version: str | None = None  # the catalog version the last refresh saw
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin (or refresh, if the catalog changed) the background layout; returns at once."""
+        self._started = True
+        if not self.background:
+            self._refresh_logged()
+            return
+        with self._lock:
+            if self._job is not None and self._job.is_alive():
+                self._again = True
+                return
+            self._job = threading.Thread(target=self._run_jobs, name="catalog-map", daemon=True)
+            self._job.start()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the background job, if any; True when none is left running."""
+        job = self._job
+        if job is not None:
+            job.join(timeout)
+        return job is None or not job.is_alive()
+
+    @property
+    def status(self) -> str:
+        """'empty' | 'preview' (PCA shown, real layout computing) | 'ready' | 'failed'."""
+        return self._status
+
+    @property
+    def note(self) -> str:
+        return self._note
+
+    # -- reads -------------------------------------------------------------------------------
+    def points(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+        """The /catalog_map JSON: method, catalog_version, a page of points, total, status and a note."""
+        self._check()
+        layout = self._layout
+        if layout is None:
+            return {"method": "none", "catalog_version": "", "points": [], "total": 0, **self._describe()}
+        offset = max(0, int(offset or 0))
+        stop = len(layout) if limit is None else offset + max(0, int(limit))
+        ids = layout.ids[offset:stop]
+        products = {p.id: p for p in self.store.get(ids, thumbnails=False)} if ids else {}
+        points = []
+        for row, id_ in enumerate(ids, offset):
+            product = products.get(id_)
+            if product is None:  # removed since the layout was made
+                continue
+            x, y = layout.coords[row]
+            points.append(
+                {
+                    "id": id_,
+                    "x": round(float(x), 5),
+                    "y": round(float(y), 5),
+                    "category": product.category,
+                    "brand": product.brand,
+                    "colors": list(product.colors),
+                    "name": product.name,
+                }
+            )
+        return {
+            "method": layout.method,
+            "catalog_version": layout.catalog_version,
+            "points": points,
+            "total": len(layout),
+            **self._describe(),
+        }
+
+    def coordinates(self, ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+        """Layout coordinates of those ``ids`` that are placed."""
+        self._check()
+        layout = self._layout
+        if layout is None:
+            return {}
+        rows = layout.row_of()
+        return {i: (float(layout.coords[rows[i], 0]), float(layout.coords[rows[i], 1])) for i in ids if i in rows}
+
+    def place(self, ids: Sequence[str], scores: Sequence[float]) -> tuple[float, float] | None:
+        """A query's position: the similarity-weighted mean of its top matches' coordinates (None: no layout)."""
+        found = self.coordinates(ids[:PLACE_K] if len(ids) > PLACE_K else ids)
+        pairs = [(found[i], float(s)) for i, s in zip(ids, scores, strict=False) if i in found][:PLACE_K]
+        if not pairs:
+            return None
+        x, y = weighted_position(np.array([p for p, _ in pairs]), np.array([s for _, s in pairs]))
+        return float(x), float(y)
+
+    def _describe(self) -> dict[str, str]:
+        return {"status": self._status, "note": self._note}
+
+    def _check(self) -> None:
+        """Start the first layout, or a refresh when the catalog moved (at most every ``CHECK_EVERY`` s)."""
+        if not self._started:
+            self.start()
+            return
+        now = time.monotonic()
+        if now - self._checked < CHECK_EVERY:
+            return
+        self._checked = now
+        try:
+            moved = self.store.version() != self._version
+        except SimilarityError:
+            return  # the store is down: keep the layout we have
+        if moved:
+            self.start()
+
+    # -- the job -----------------------------------------------------------------------------
+    def _run_jobs(self) -> None:
+        while True:
+            self._refresh_logged()
+            with self._lock:
+                if not self._again:
+                    return
+                self._again = False
+
+    def _refresh_logged(self) -> None:
+        try:
+            self._refresh()
+        except Exception:  # the app keeps serving; the preview (if any) stays on screen
+            log.exception("Computing the catalog map failed")
+            self._status = "failed"
+            self._note = "The map layout could not be computed" + (
+                "; showing the PCA preview." if self._layout is not None else "."
+            )
+        self._checked = time.monotonic()
+
+    def _refresh(self) -> None:
+        version = self._version = self.store.version()
+        if self._layout is None and (saved := self._load_saved()) is not None:
+            self._show(saved)
+            if saved.catalog_version == version:
+                return
+        current = self._layout
+        if current is not None and current.catalog_version == version and self._status == "ready":
+            return
+        batch = self.store.load_vectors()
+        if not len(batch.ids):
+            self._layout, self._status = None, "empty"
+            self._note = "The catalog is empty: nothing to map yet."
+            return
+        if current is not None and current.method != PREVIEW and self._can_update(current, batch):
+            self._save(self._update(current, batch, version))
+            return
+        if (current is None or current.method == PREVIEW) and not isinstance(self.fitter, PcaFitter):
+            self._show(Layout(batch.ids, _preview(batch.vectors), np.ones(len(batch.ids), bool), PREVIEW, version))
+        coords, fitted, method = self._fit(batch.vectors)
+        self._save(Layout(batch.ids, coords, fitted, method, version))
+
+    def _fit(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+        if len(vectors) < max(self.fitter.min_points, 2):  # too few for the method: PCA, here and now
+            return fit_layout(vectors, self.fitter)
+        return self._runner(vectors, self.fitter, self.sample_size)
+
+    def _can_update(self, current: Layout, batch: VectorBatch) -> bool:
+        """Few enough products added/removed since the fit: place the new ones instead of refitting."""
+        rows = current.row_of()
+        added = sum(1 for i in batch.ids if i not in rows)
+        removed = len(current) - (len(batch.ids) - added)
+        return current.changes + added + removed <= REFIT_SHARE * current.fit_count
+
+    def _update(self, current: Layout, batch: VectorBatch, version: str) -> Layout:
+        """The current layout without removed products, plus new ones placed by their fitted neighbours."""
+        rows = current.row_of()
+        keep = [r for r, id_ in enumerate(batch.ids) if id_ in rows]  # batch rows already laid out
+        old = np.array([rows[batch.ids[r]] for r in keep], dtype=np.int64)
+        new = np.array([r for r, id_ in enumerate(batch.ids) if id_ not in rows], dtype=np.int64)
+        coords = np.empty((len(batch.ids), 2), np.float32)
+        fitted = np.zeros(len(batch.ids), bool)
+        coords[keep], fitted[keep] = current.coords[old], current.fitted[old]
+        base = np.array(keep, dtype=np.int64)[fitted[keep]] if keep else np.zeros(0, np.int64)
+        if len(new):
+            coords[new] = place_rows(batch.vectors[base], coords[base], batch.vectors, new)
+        removed = len(current) - len(keep)
+        return Layout(
+            batch.ids, coords, fitted, current.method, version, current.fitted_version,
+            fit_count=current.fit_count, changes=current.changes + len(new) + removed,
+        )  # fmt: skip
+
+    def _load_saved(self) -> Layout | None:
+        try:
+            return self.layouts.load()
+        except SimilarityError:
+            return None
+
+    def _save(self, layout: Layout) -> None:
+        self._show(layout)
+        try:
+            self.layouts.save(layout)
+        except (SimilarityError, OSError):
+            log.warning("The catalog map could not be saved; it will be computed again after a restart")
+
+    def _show(self, layout: Layout) -> None:
+        self._layout = layout
+        self._status = "preview" if layout.method == PREVIEW else "ready"
+        self._note = _note(layout, self.fitter)
+
+
+def _preview(vectors: np.ndarray) -> np.ndarray:
+    return normalise(pca_2d(vectors))
+
+
+def _note(layout: Layout, fitter: Fitter) -> str:
+    n = len(layout)
+    if layout.method == PREVIEW:
+        return "PCA preview: the map layout is computing in the background."
+    if layout.method == "pca" and fitter.name != "pca":
+        return f"Only {n} products: a PCA layout ({fitter.name.upper()} needs at least {fitter.min_points})."
+    fitted = int(layout.fitted.sum())
+    note = f"{layout.method.upper()} layout of {n} products"
+    if fitted < n:
+        note += f"; {n - fitted} placed by their nearest fitted neighbours"
+    return note + "."
