@@ -6,7 +6,7 @@ import base64
 import dataclasses
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import numpy as np
@@ -171,16 +171,23 @@ def _filter_values(values: object) -> tuple[str, ...]:
     return facet_values((_COUNT_SUFFIX.sub("", str(v)) for v in values), max_items=64)
 
 
+# A match's ``thumbnail`` in JSON: False = no key, True = a data URL, or a function giving the value (a URL, None)
+Thumbnails = bool | Callable[[Product], str | None]
+
+
 @dataclasses.dataclass
 class Match:
     product: Product
     score: float
     rank: int
 
-    def to_dict(self, thumbnails: bool = False) -> dict[str, Any]:
+    def to_dict(self, thumbnails: Thumbnails = False) -> dict[str, Any]:
+        """Id, score, rank and metadata; ``thumbnails`` adds a ``thumbnail`` key (see ``Thumbnails``)."""
         data = {"id": self.product.id, "score": round(float(self.score), 6), "rank": self.rank}
         data.update({k: v for k, v in self.product.metadata().items() if k != "id"})
-        if thumbnails:
+        if callable(thumbnails):
+            data["thumbnail"] = thumbnails(self.product)
+        elif thumbnails:
             data["thumbnail"] = thumbnail_data_url(self.product.thumbnail)
         return data
 
@@ -197,7 +204,7 @@ class SearchResult:
     query: dict[str, Any] = dataclasses.field(default_factory=dict)
     precision: str | None = None  # fp32 | bf16: how the query was embedded (the vector space is the same)
 
-    def to_dict(self, thumbnails: bool = False) -> dict[str, Any]:
+    def to_dict(self, thumbnails: Thumbnails = False) -> dict[str, Any]:
         """The documented JSON contract: matches, facets, timings_ms, model (and query)."""
         return {
             "matches": [m.to_dict(thumbnails) for m in self.matches],

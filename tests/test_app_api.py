@@ -40,11 +40,11 @@ def photo(tmp_path_factory) -> str:
     return str(path)
 
 
-def check_matches(result: dict, top_k: int) -> list[dict]:
+def check_matches(result: dict, top_k: int, thumbnail: tuple[str, ...] = ("http://", "https://")) -> list[dict]:
     matches = result["matches"]
     assert len(matches) == top_k
     assert {"id", "name", "category", "brand", "colors", "tags", "score", "thumbnail"} <= set(matches[0])
-    assert all(m["thumbnail"].startswith("data:image/") for m in matches)
+    assert all(m["thumbnail"].startswith(thumbnail) for m in matches)  # links by default
     scores = [m["score"] for m in matches]
     assert scores == sorted(scores, reverse=True)
     assert set(result["facets"]) == {"categories", "brands", "colors", "tags"} and "search" in result["timings_ms"]
@@ -55,10 +55,10 @@ def test_only_the_three_named_endpoints_are_public(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == ENDPOINTS
     params = {p["parameter_name"]: p for p in endpoints["/search_image"]["parameters"]}
-    assert list(params) == [*["image", "url", "text", "text_weight", "top_k", "min_score"], *FILTERS]
+    assert list(params) == [*["image", "url", "text", "text_weight", "top_k", "min_score"], *FILTERS, "thumbnails"]
     assert params["brands"]["python_type"]["type"] == "list[str]" and params["top_k"]["parameter_default"] == 12
     for name in ("/search_text", "/similar_to"):
-        assert [p["parameter_name"] for p in endpoints[name]["parameters"]][-4:] == FILTERS
+        assert [p["parameter_name"] for p in endpoints[name]["parameters"]][-5:] == [*FILTERS, "thumbnails"]
     assert not list(Path(ui.__file__).parent.glob("*.pyi"))  # building the app wrote nothing into the package
 
 
@@ -75,6 +75,11 @@ def test_search_image_refines_with_text_and_brand_filter(client, photo):
     )
     assert {m["brand"] for m in check_matches(result, 3)} == {"peakrun"}
     assert result["query"]["kind"] == "image+text"
+
+
+def test_data_thumbnails_on_request(client):
+    result = client.predict(text="red running shoe", top_k=3, thumbnails="data", api_name="/search_text")
+    check_matches(result, 3, thumbnail=("data:image/jpeg;base64,",))
 
 
 def test_search_text_and_similar_to(client):

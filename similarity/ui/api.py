@@ -1,23 +1,30 @@
 """The public HTTP API: named endpoints ``/search_image``, ``/search_text`` and ``/similar_to``.
 
-Each returns the documented JSON contract (``SearchResult.to_dict(thumbnails=True)``): matches with
-id, name, category, brand, colors, tags, score and a thumbnail data URL, plus facets and timings.
-Parameter names are the keyword names clients use (``gradio_client``, MCP tools).
+Each returns the documented JSON contract (``SearchResult.to_dict``): matches with id, name, category,
+brand, colors, tags, score and a thumbnail (a link the app serves by default; see ``thumbs``), plus
+facets and timings. Parameter names are the keyword names clients use (``gradio_client``, MCP tools),
+and the docstrings are the MCP tools' descriptions.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import gradio as gr
+
 from ..errors import SimilarityError
+from ..records import Thumbnails
 from ..search import DEFAULT_TOP_K, Query, SearchService
+from .files import UiFiles
 from .handlers import user_errors
 from .ranking import RankArgs
+from .thumbs import DEFAULT_THUMBNAILS, ThumbnailLinks
 
 
 class SearchApi:
-    def __init__(self, service: SearchService) -> None:
+    def __init__(self, service: SearchService, files: UiFiles | None = None) -> None:
         self.service = service
+        self.thumbs = ThumbnailLinks(files or UiFiles())
 
     @user_errors
     def search_image(
@@ -32,6 +39,8 @@ class SearchApi:
         brands: list[str] | None = None,
         colors: list[str] | None = None,
         tags: list[str] | None = None,
+        thumbnails: str = DEFAULT_THUMBNAILS,
+        request: gr.Request | None = None,
     ) -> dict[str, Any]:
         """Find catalog products that look like a photo.
 
@@ -46,14 +55,19 @@ class SearchApi:
             brands: keep only these brands.
             colors: keep only products with one of these colours.
             tags: keep only products with one of these tags.
+            thumbnails: "url" (default; a link to a small JPEG on this app), "data" (inline base64) or "none".
         Returns:
-            matches (id, name, category, brand, colors, tags, score, thumbnail, ...), facets, timings_ms, model.
+            an object; "matches": the most similar products, best first, each with id, name, category, brand
+            colors, tags, price, description and "score" (cosine similarity, higher is closer)
+            "thumbnail": per match, an image URL on this app ("url"), a data: URL ("data") or null ("none")
+            "facets": counts per category, brand, colour and tag; "timings_ms"; "model"
         """
         if not image and not (url or "").strip():
             raise SimilarityError("Give a photo (image) or an image URL (url) to search with.")
         args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        links = self.thumbs.for_request(thumbnails, request)
         query = self.service.encode(image or None, url=url, text=text, text_weight=float(text_weight))
-        return self._rank(query, args)
+        return self._rank(query, args, links)
 
     @user_errors
     def search_text(
@@ -65,6 +79,8 @@ class SearchApi:
         brands: list[str] | None = None,
         colors: list[str] | None = None,
         tags: list[str] | None = None,
+        thumbnails: str = DEFAULT_THUMBNAILS,
+        request: gr.Request | None = None,
     ) -> dict[str, Any]:
         """Find catalog products matching a description, e.g. "black leather backpack".
 
@@ -76,13 +92,18 @@ class SearchApi:
             brands: keep only these brands.
             colors: keep only products with one of these colours.
             tags: keep only products with one of these tags.
+            thumbnails: "url" (default; a link to a small JPEG on this app), "data" (inline base64) or "none".
         Returns:
-            matches, facets, timings_ms and model, as for /search_image.
+            an object; "matches": the most similar products, best first, each with id, name, category, brand
+            colors, tags, price, description and "score" (cosine similarity, higher is closer)
+            "thumbnail": per match, an image URL on this app ("url"), a data: URL ("data") or null ("none")
+            "facets": counts per category, brand, colour and tag; "timings_ms"; "model"
         """
         if not (text or "").strip():
             raise SimilarityError("Type a description to search for (text).")
         args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
-        return self._rank(self.service.encode(text=text), args)
+        links = self.thumbs.for_request(thumbnails, request)
+        return self._rank(self.service.encode(text=text), args, links)
 
     @user_errors
     def similar_to(
@@ -94,6 +115,8 @@ class SearchApi:
         brands: list[str] | None = None,
         colors: list[str] | None = None,
         tags: list[str] | None = None,
+        thumbnails: str = DEFAULT_THUMBNAILS,
+        request: gr.Request | None = None,
     ) -> dict[str, Any]:
         """Find products similar to a catalog product ("more like this"); the product itself is left out.
 
@@ -105,14 +128,19 @@ class SearchApi:
             brands: keep only these brands.
             colors: keep only products with one of these colours.
             tags: keep only products with one of these tags.
+            thumbnails: "url" (default; a link to a small JPEG on this app), "data" (inline base64) or "none".
         Returns:
-            matches, facets, timings_ms and model, as for /search_image.
+            an object; "matches": the most similar products, best first, each with id, name, category, brand
+            colors, tags, price, description and "score" (cosine similarity, higher is closer)
+            "thumbnail": per match, an image URL on this app ("url"), a data: URL ("data") or null ("none")
+            "facets": counts per category, brand, colour and tag; "timings_ms"; "model"
         """
         if not (product_id or "").strip():
             raise SimilarityError("Give the id of a catalog product (product_id).")
         args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
-        return self._rank(self.service.product_query(product_id.strip()), args)
+        links = self.thumbs.for_request(thumbnails, request)
+        return self._rank(self.service.product_query(product_id.strip()), args, links)
 
-    def _rank(self, query: Query, args: RankArgs) -> dict[str, Any]:
+    def _rank(self, query: Query, args: RankArgs, links: Thumbnails) -> dict[str, Any]:
         result = self.service.rank(query, args.filters, args.top_k, args.min_score)
-        return result.to_dict(thumbnails=True)
+        return result.to_dict(thumbnails=links)

@@ -32,6 +32,11 @@ class UiFiles:
         (self.root / "exports").mkdir(parents=True, exist_ok=True)
         self._placeholder: str | None = None
 
+    @property
+    def thumbs_dir(self) -> Path:
+        """The folder of product thumbnails (and the placeholder): the only one the API links to."""
+        return self.root / "thumbs"
+
     def thumbnail(self, product: Product) -> str:
         """A file path for the product's thumbnail (written once per id), or a grey placeholder."""
         data = product.thumbnail
