@@ -108,11 +108,9 @@ def original_top(store: LocalStore, q: np.ndarray, k: int = K) -> list[str]:
 
 def deep_bytes(index) -> int:
     """Memory held by a VectorIndex: arrays plus the Python objects for ids and facet value names."""
-    total = index.matrix.nbytes + index.id_rank.nbytes + index.ids.nbytes
-    total += sum(sys.getsizeof(i) for i in index.ids)
-    for attr, (names, codes) in index.columns.items():
-        total += codes.nbytes + sum(sys.getsizeof(v) for v in names)
-        total += sum(a.nbytes for a in index.postings[attr].values())  # views of one array per attribute
+    total = index.memory_bytes() + sum(sys.getsizeof(i) for i in index.ids)
+    for names, _ in index.columns.values():
+        total += sum(sys.getsizeof(v) for v in names)
     return total
 
 

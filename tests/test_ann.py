@@ -302,5 +302,5 @@ def test_the_ann_builder_is_handed_in_at_a_seam(tmp_path):
     first = index.current()
     assert isinstance(first, AnnIndex) and calls == [(150, store.version(), None)]
     assert len(first.rank(queries(1)[0], Filters(), 5, None, 5).ids) == 5
-    store.upsert(catalog(10, seed=3, start=150))
-    assert isinstance(index.current(), AnnIndex) and calls[-1][0] == 160 and calls[-1][2] is first
+    store.upsert(catalog(20, seed=3, start=150))  # > 10% of the catalog: reloaded (smaller changes are patched)
+    assert isinstance(index.current(), AnnIndex) and calls[-1][0] == 170 and calls[-1][2] is first

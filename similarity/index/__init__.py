@@ -1,15 +1,16 @@
 """The in-memory ranking index, in three layers whose imports run one way:
 
-- ``exact.py``: ``VectorIndex``, an immutable snapshot (float32 matrix, ids, facet postings) with exact
-  cosine ranking, filter masks before top-k and disjunctive facets;
+- ``exact.py``: ``VectorIndex``, an immutable snapshot (float32 matrix, ids, facet postings, live-row mask)
+  with exact cosine ranking, filter masks before top-k and disjunctive facets, and ``patched`` snapshots;
 - ``ann.py``: a faiss HNSW graph over an exact index's rows (``AnnIndex``), persisted next to a SQLite file;
-- ``store_index.py``: ``StoreIndex``, the shared index over a catalog store, reloaded when its version
-  marker moves; the ANN builder is handed in at a seam (``StoreIndex(ann=...)``).
+- ``store_index.py``: ``StoreIndex``, the shared index over a catalog store, patched from the store's
+  change feed (reloaded only for large changes); the ANN builder is handed in at a seam (``StoreIndex(ann=...)``);
+- ``rows.py``: the append-only buffers that let patched snapshots share memory (copy-on-write without copies).
 """
 
 from __future__ import annotations
 
 from .exact import VectorIndex
-from .store_index import AnnBuilder, StoreIndex, default_ranker, hnsw_builder
+from .store_index import AnnBuilder, StoreIndex, Tuning, default_ranker, hnsw_builder
 
-__all__ = ["AnnBuilder", "StoreIndex", "VectorIndex", "default_ranker", "hnsw_builder"]
+__all__ = ["AnnBuilder", "StoreIndex", "Tuning", "VectorIndex", "default_ranker", "hnsw_builder"]

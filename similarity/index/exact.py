@@ -9,31 +9,77 @@ boolean masks applied before top-k (OR within a group, AND across groups).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import sys
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
 from ..records import FACET_GROUPS, Facets, Filters
 from ..store.base import Ranking, VectorBatch
+from .rows import Buffer, IdOrder, Lineage
 
 
 class VectorIndex:
-    """An immutable snapshot: contiguous float32 matrix, ids, and inverted facet lists."""
+    """An immutable snapshot: float32 matrix, ids, facet codes and postings, and a mask of live rows.
+
+    ``patched`` derives the next snapshot from a change (rows appended, replaced rows and removed
+    ones masked), sharing this one's buffers (``rows.py``), so an update costs the size of the change.
+    """
 
     def __init__(self, batch: VectorBatch, dtype: str = "float32") -> None:
-        self.ids = np.asarray(batch.ids, dtype=object)
         # float16 halves memory; scores are still computed in float32 (see ``scores``)
-        self.matrix = np.ascontiguousarray(batch.vectors, dtype=np.float16 if dtype == "float16" else np.float32)
-        # per facet attribute: value names and a (rows, width) code matrix (-1 = none), for vectorised counts
-        self.columns = {attr: _column(rows) for attr, rows in batch.facets.items()}
-        self._name_rank = {attr: np.argsort(np.argsort(names)) for attr, (names, _) in self.columns.items()}
-        # position of each row in id order, for deterministic tie-breaking
-        self.id_rank = np.empty(len(self.ids), dtype=np.int64)
-        self.id_rank[np.argsort(self.ids.astype(str), kind="stable")] = np.arange(len(self.ids))
-        self.postings = {attr: _postings(*column) for attr, column in self.columns.items()}
+        matrix = np.ascontiguousarray(batch.vectors, dtype=np.float16 if dtype == "float16" else np.float32)
+        self.rows = len(batch.ids)  # physical rows, dead ones included
+        self._matrix = Buffer.of(matrix)
+        self._ids = Buffer.of(np.asarray(batch.ids, dtype=object))
+        self.alive: np.ndarray | None = None  # None: every row is live
+        self.live = self.rows
+        # per facet attribute: value names, a (rows, width) code matrix (-1 = none) and value -> rows
+        self._vocab: dict[str, dict[str, int]] = {}
+        self._codes: dict[str, Buffer] = {}
+        self._postings: dict[str, dict[str, tuple[Buffer, int]]] = {}
+        for attr, values in batch.facets.items():
+            vocab: dict[str, int] = {}
+            codes = _codes(values, vocab, max((len(v) for v in values), default=0) or 1)
+            self._vocab[attr], self._codes[attr] = vocab, Buffer.of(codes)
+            self._postings[attr] = {k: (Buffer.of(rows, slack=False), len(rows)) for k, rows in _postings(vocab, codes)}
+        self._name_rank = {attr: _name_rank(vocab) for attr, vocab in self._vocab.items()}
+        self.order = IdOrder(np.argsort(self.ids.astype(str), kind="stable").astype(np.int64))
+        self.lineage = Lineage({id_: row for row, id_ in enumerate(batch.ids)})
+        self.lineage.head = self
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self.live
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Id of every physical row (dead rows included: check ``alive``)."""
+        return self._ids.view(self.rows)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return self._matrix.view(self.rows)
+
+    @property
+    def columns(self) -> dict[str, tuple[list[str], np.ndarray]]:
+        return {attr: (list(vocab), self._codes[attr].view(self.rows)) for attr, vocab in self._vocab.items()}
+
+    def live_rows(self) -> np.ndarray:
+        return np.arange(self.rows) if self.alive is None else np.flatnonzero(self.alive)
+
+    def id_rows(self) -> dict[str, int]:
+        """Live id -> row of this snapshot (O(n): for graph builds, not for searches)."""
+        ids = self.ids
+        return {ids[r]: int(r) for r in self.live_rows()}
+
+    def to_batch(self) -> VectorBatch:
+        """The live rows in id order, as a store would load them (tests compare with a fresh load)."""
+        rows = self.order.rows(self.ids, self.alive)
+        facets = {}
+        for attr, (names, codes) in self.columns.items():
+            facets[attr] = [tuple(names[c] for c in codes[r] if c >= 0) for r in rows]
+        return VectorBatch(self.ids[rows].tolist(), self.matrix[rows].astype(np.float32), facets)
 
     def scores(self, vector: np.ndarray) -> np.ndarray:
         return self.scores_of(None, vector)
@@ -44,16 +90,26 @@ class VectorIndex:
         matrix = self.matrix if rows is None else self.matrix[rows]
         return matrix @ vector if matrix.dtype == np.float32 else _half_scores(matrix, vector)
 
-    def mask(self, filters: Filters) -> np.ndarray | None:
-        """Rows passing every active filter group, or None when no filter is active."""
+    def filter_mask(self, filters: Filters) -> np.ndarray | None:
+        """Rows passing every active filter group (dead rows too), or None when no filter is active."""
         mask = None
         for group, values in filters.groups().items():
             if values:
-                group_mask = np.zeros(len(self), dtype=bool)
+                group_mask = np.zeros(self.rows, dtype=bool)
+                postings = self._postings[FACET_GROUPS[group]]
                 for value in values:
-                    group_mask[self.postings[FACET_GROUPS[group]].get(value, _EMPTY)] = True
+                    if value in postings:
+                        buffer, n = postings[value]
+                        group_mask[buffer.view(n)] = True
                 mask = group_mask if mask is None else mask & group_mask
         return mask
+
+    def mask(self, filters: Filters) -> np.ndarray | None:
+        """Live rows passing every active filter group, or None when that is every row."""
+        mask = self.filter_mask(filters)
+        if self.alive is None or mask is None:
+            return self.alive if mask is None else mask
+        return mask & self.alive
 
     def top(self, scores: np.ndarray, mask: np.ndarray | None, k: int, min_score: float | None) -> np.ndarray:
         """Row numbers of the best ``k`` rows (score desc, id asc) among those passing mask and min_score."""
@@ -77,20 +133,21 @@ class VectorIndex:
             picked = np.arange(n)
         chosen = picked if rows is None else rows[picked]
         picked_scores = row_scores[picked]
-        order = np.lexsort((self.id_rank[chosen], -picked_scores))[:k]
+        order = np.lexsort((self.ids[chosen].astype(str), -picked_scores))[:k]  # ties by id
         return chosen[order], picked_scores[order]
 
     def rank(self, vector: np.ndarray, filters: Filters, top_k: int, min_score: float | None, facet_n: int) -> Ranking:
         scores = self.scores(vector)
 
-        def select(mask: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+        def select(filters: Filters, n: int) -> tuple[np.ndarray, np.ndarray]:
+            mask = self.mask(filters)
             rows = np.flatnonzero(mask) if mask is not None else None
             return self.top_among(rows, scores if rows is None else scores[rows], n, min_score)
 
         return self.ranking(filters, top_k, facet_n, select)
 
     def ranking(self, filters: Filters, top_k: int, facet_n: int, select: Selector) -> Ranking:
-        """Page + disjunctive facets from ``select(mask, n)`` (best n rows, in order, with their scores).
+        """Page + disjunctive facets from ``select(filters, n)`` (best n live rows, in order, with scores).
 
         Shared by the exact and the ANN paths. One selection of max(top_k, facet_n) rows per distinct
         filter set serves both the page (its prefix) and the facets, since the order is total.
@@ -100,7 +157,7 @@ class VectorIndex:
 
         def rows_for(f: Filters) -> np.ndarray:
             if f not in best:
-                best[f] = select(self.mask(f), n)
+                best[f] = select(f, n)
             return best[f][0]
 
         rows = rows_for(filters)[:top_k]
@@ -112,7 +169,7 @@ class VectorIndex:
 
     def counts(self, attr: str, rows: np.ndarray) -> dict[str, int]:
         """How often each value of ``attr`` occurs in ``rows``, by count desc then value."""
-        names, codes = self.columns[attr]
+        names, codes = list(self._vocab[attr]), self._codes[attr].view(self.rows)
         found = codes[rows].ravel()
         tally = np.bincount(found[found >= 0], minlength=len(names))
         present = np.flatnonzero(tally)
@@ -121,18 +178,111 @@ class VectorIndex:
 
     def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
         mask = self.mask(filters)
-        rows = np.flatnonzero(mask) if mask is not None else np.arange(len(self))
-        rows = rows[np.argsort(self.id_rank[rows], kind="stable")]
+        rows = self.order.rows(self.ids, self.alive)  # live rows in id order
+        rows = rows[mask[rows]] if mask is not None else rows
         facets: Facets = {}
         for group, attr in FACET_GROUPS.items():
             other = self.mask(filters.without(group))
-            facets[group] = self.counts(attr, np.flatnonzero(other) if other is not None else np.arange(len(self)))
+            facets[group] = self.counts(attr, np.flatnonzero(other) if other is not None else np.arange(self.rows))
         return [self.ids[r] for r in rows[offset : offset + limit]], len(rows), facets
 
+    # -- patching ------------------------------------------------------------------------------
+    def patched(self, batch: VectorBatch, removed: Iterable[str] = ()) -> Patch:
+        """The next snapshot: ``batch`` rows appended (same-id rows masked), ``removed`` ids masked.
 
-_EMPTY = np.zeros(0, dtype=np.int64)
+        Only the newest snapshot of a lineage can be patched (its id -> row map is shared);
+        an older one raises ``StalePatch`` and the caller reloads.
+        """
+        lineage = self.lineage
+        with lineage.lock:
+            if lineage.head is not self:
+                raise StalePatch("only the newest snapshot can be patched")
+            row_of = lineage.row_of
+            upserted = list(dict.fromkeys(batch.ids))
+            if len(upserted) != len(batch.ids):
+                raise ValueError("a patch names each id once")
+            gone = [*(set(removed) - set(upserted)), *upserted]
+            killed = np.asarray([row_of[i] for i in gone if i in row_of], np.int64)
+            out = self._appended(batch)
+            out.alive = np.ones(out.rows, dtype=bool)
+            if self.alive is not None:
+                out.alive[: self.rows] = self.alive
+            out.alive[killed] = False
+            out.live = self.live - len(killed) + len(upserted)
+            for id_ in removed:
+                row_of.pop(id_, None)
+            row_of.update(zip(upserted, range(self.rows, out.rows), strict=True))
+            lineage.head = out
+        return Patch(out, np.arange(self.rows, out.rows), killed)
+
+    def _appended(self, batch: VectorBatch) -> VectorIndex:
+        out = object.__new__(VectorIndex)
+        out.__dict__.update(self.__dict__)  # shares buffers, lineage and order; replaced below where changed
+        n, k = self.rows, len(batch.ids)
+        if not k:
+            return out
+        out.rows = n + k
+        out._matrix = self._matrix.append(n, np.asarray(batch.vectors, dtype=self._matrix.data.dtype))
+        out._ids = self._ids.append(n, np.asarray(batch.ids, dtype=object))
+        out._vocab, out._codes, out._postings = {}, {}, {}
+        for attr, values in batch.facets.items():
+            vocab = out._vocab[attr] = dict(self._vocab[attr])
+            width = self._codes[attr].data.shape[1]
+            codes = _codes(values, vocab, max(width, *(len(v) for v in values)))
+            old = self._codes[attr]
+            if codes.shape[1] > width or (len(vocab) >= 2**15 and old.data.dtype == np.int16):
+                wider = np.full((n, codes.shape[1]), -1, dtype=codes.dtype)
+                wider[:, :width] = old.view(n)
+                old = Buffer.of(wider)  # a value with more items than any before, or a wider code type
+            out._codes[attr] = old.append(n, codes)
+            postings = out._postings[attr] = dict(self._postings[attr])
+            for value, rows in _postings(vocab, codes):
+                buffer, m = postings.get(value, (Buffer.of(np.zeros(0, np.int64), slack=False), 0))
+                postings[value] = (buffer.append(m, rows + n, slack=False), m + len(rows))
+            if len(vocab) != len(self._vocab[attr]):
+                out._name_rank = {**out._name_rank, attr: _name_rank(vocab)}
+        out.order = self.order.then(np.arange(n, n + k))
+        return out
+
+    def compacted(self) -> tuple[VectorIndex, np.ndarray]:
+        """A snapshot of the live rows only (a new lineage) and each old row's new row (-1 = dropped)."""
+        rows = self.live_rows()
+        remap = np.full(self.rows, -1, dtype=np.int64)
+        remap[rows] = np.arange(len(rows))
+        ids = self.ids[rows].tolist()
+        facets = {}
+        for attr, (names, codes) in self.columns.items():
+            facets[attr] = [tuple(names[c] for c in row if c >= 0) for row in codes[rows]]
+        dtype = "float16" if self._matrix.data.dtype == np.float16 else "float32"
+        return VectorIndex(VectorBatch(ids, self.matrix[rows], facets), dtype), remap
+
+    def memory_bytes(self) -> int:
+        """Bytes of the arrays behind this snapshot, spare capacity and the id -> row map included."""
+        total = self._matrix.data.nbytes + self._ids.data.nbytes + self.order.base.nbytes
+        total += sum(b.data.nbytes for b in self._codes.values())
+        total += sum(b.data.nbytes for postings in self._postings.values() for b, _ in postings.values())
+        return total + (self.alive.nbytes if self.alive is not None else 0) + sys.getsizeof(self.lineage.row_of)
+
+    @property
+    def dead(self) -> int:
+        return self.rows - self.live
+
+
+class StalePatch(Exception):
+    """A snapshot other than its lineage's newest was asked for a patch."""
+
+
+@dataclasses.dataclass
+class Patch:
+    """A patched snapshot, the rows it appended and the rows it masked (removed or replaced)."""
+
+    index: VectorIndex
+    appended: np.ndarray
+    killed: np.ndarray
+
+
 _BLOCK = 2048  # rows per float16 -> float32 block (4 MB at 512-d)
-Selector = Callable[[np.ndarray | None, int], tuple[np.ndarray, np.ndarray]]
+Selector = Callable[[Filters, int], tuple[np.ndarray, np.ndarray]]
 
 
 def _half_scores(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -143,22 +293,26 @@ def _half_scores(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     return out
 
 
-def _column(rows: list[tuple[str, ...]]) -> tuple[list[str], np.ndarray]:
-    """Facet values per row -> (value names, (rows, width) int codes padded with -1)."""
-    vocab: dict[str, int] = {}
-    width = max((len(values) for values in rows), default=0) or 1
+def _codes(rows: list[tuple[str, ...]], vocab: dict[str, int], width: int) -> np.ndarray:
+    """Facet values per row -> a (rows, width) code matrix padded with -1; new values join ``vocab``."""
     flat = [-1] * (len(rows) * width)
     for i, values in enumerate(rows):
         for j, value in enumerate(values):
             flat[i * width + j] = vocab.setdefault(value, len(vocab))
     dtype = np.int16 if len(vocab) < 2**15 else np.int32
-    return list(vocab), np.asarray(flat, dtype=dtype).reshape(len(rows), width)
+    return np.asarray(flat, dtype=dtype).reshape(len(rows), width)
 
 
-def _postings(names: list[str], codes: np.ndarray) -> dict[str, np.ndarray]:
-    """Value -> ascending row numbers holding it."""
+def _postings(vocab: dict[str, int], codes: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """(value, ascending row numbers holding it) for every value present in ``codes``."""
     rows, cols = np.nonzero(codes >= 0)
     values = codes[rows, cols]
     order = np.argsort(values, kind="stable")
-    rows, bounds = rows[order], np.searchsorted(values[order], np.arange(len(names) + 1))
-    return {name: rows[bounds[k] : bounds[k + 1]] for k, name in enumerate(names)}
+    rows, bounds = rows[order].astype(np.int64), np.searchsorted(values[order], np.arange(len(vocab) + 1))
+    for name, k in vocab.items():
+        if bounds[k + 1] > bounds[k]:
+            yield name, rows[bounds[k] : bounds[k + 1]]
+
+
+def _name_rank(vocab: dict[str, int]) -> np.ndarray:
+    return np.argsort(np.argsort(list(vocab))) if vocab else np.zeros(0, np.int64)

@@ -1,4 +1,10 @@
-"""``StoreIndex``: the shared index over a catalog store, reloaded when the store's version marker moves.
+"""``StoreIndex``: the shared index over a catalog store, patched from the store's change feed.
+
+When the store's version marker moves, the index asks the store what changed since its feed marker
+(``CatalogStore.changes``) and derives a patched snapshot (rows appended, removed ones masked); it
+reloads everything only when the change is large (> ``Tuning.reload_share`` of the catalog) or the marker
+is unknown. Searches hold one snapshot from start to end; the new one is swapped in atomically.
+Writes by other processes (e.g. ``data_seed``) reach the index through the same feed.
 
 A catalog above ``SIMILARITY_ANN_THRESHOLD`` gets an ANN graph (``ann.py``) on top of the exact index;
 the graph builder comes in through the constructor (``ann=``), so imports run one way (exact <- ann <- here).
@@ -7,6 +13,7 @@ the graph builder comes in through the constructor (``ann=``), so imports run on
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -17,13 +24,27 @@ import numpy as np
 from ..config import Settings
 from ..errors import EmptyCatalogError, SimilarityError
 from ..store.base import CatalogStore, Ranker, Ranking
-from .exact import VectorIndex
+from .exact import StalePatch, VectorIndex
 
 if TYPE_CHECKING:
     from ..records import Facets, Filters
+    from ..store.base import ChangeSet
     from .ann import AnnIndex
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    """When a change is patched in, and when patched snapshots are tidied up."""
+
+    reload_share: float = 0.10  # a change naming more than this share of the catalog reloads it
+    compact_share: float = 0.25  # masked (removed or replaced) rows beyond this share of all rows are dropped
+    compact_min: int = 64  # ... once there are at least this many
+    merge_rows: int = 5_000  # rows outside the ANN graph beyond max(merge_rows, merge_share * catalog)
+    merge_share: float = 0.01  # ... are merged into (a copy of) the graph
+
+
 # (exact index, store, store version, previous ANN index or None, progress bar) -> an index with the same contract
 AnnBuilder = Callable[[VectorIndex, CatalogStore, str, "AnnIndex | None", bool], "AnnIndex"]
 
@@ -43,8 +64,10 @@ class StoreIndex(Ranker):
         progress: bool = True,
         background: bool = False,
         ann: AnnBuilder | None = None,
+        tuning: Tuning | None = None,
     ) -> None:
         self.store = store
+        self.tuning = tuning or Tuning()
         self.ann = ann or hnsw_builder  # the ANN seam: tests hand in their own builder
         self.settings = settings or Settings()  # ann_threshold, vector_dtype
         self.progress = progress  # progress bar while an ANN graph is (re)built
@@ -54,6 +77,8 @@ class StoreIndex(Ranker):
         self._ann_job: threading.Thread | None = None
         self._index: VectorIndex | AnnIndex | None = None
         self._version: str | None = None
+        self._marker: str | None = None  # change-feed position of the loaded snapshot
+        self.reloads = self.patches = 0  # how the index followed the catalog (for tests and benchmarks)
         self._failed = False  # the last load failed before any index existed (e.g. the store is down)
 
     def current(self) -> VectorIndex | AnnIndex:
@@ -72,8 +97,51 @@ class StoreIndex(Ranker):
         if self._index is None or version != self._version:
             with self._lock:
                 if self._index is None or version != self._version:
-                    self._index, self._version = self._load(version), version
-        return self._index
+                    self._refresh(version)
+        return self._index  # type: ignore[return-value]
+
+    def _refresh(self, version: str) -> None:
+        if self._index is not None and self._marker is not None and len(self._index):
+            changes = self.store.changes(self._marker)
+            if changes.complete and len(changes) <= self.tuning.reload_share * len(self._index):
+                patched = self._patch(changes, version)
+                if patched is not None:
+                    self._index, self._version, self._marker = patched, version, changes.marker
+                    self.patches += 1
+                    return
+        marker = self.store.changes(None).marker  # taken first: writes during the load are re-applied later
+        self._index, self._version, self._marker = self._load(version), version, marker
+        self.reloads += 1
+
+    def _patch(self, changes: ChangeSet, version: str) -> VectorIndex | AnnIndex | None:
+        """The current snapshot with ``changes`` applied, or None when only a reload will do."""
+        index = self._index
+        exact = index if isinstance(index, VectorIndex) else index.exact  # type: ignore[union-attr]
+        batch = self.store.load_vectors_of(changes.upserted_ids)
+        if len(batch.ids) and batch.vectors.shape[1] != exact.matrix.shape[1]:
+            return None  # re-embedded with another model size
+        gone = set(changes.removed_ids) | (set(changes.upserted_ids) - set(batch.ids))  # removed meanwhile
+        try:
+            patch = exact.patched(batch, gone)
+        except StalePatch:
+            return None
+        if isinstance(index, VectorIndex):
+            new: VectorIndex | AnnIndex = patch.index
+            if len(new) > self.settings.ann_threshold:  # grew past the threshold: give it a graph
+                new = self._with_graph(patch.index, None, version)
+            return self._compact(new)
+        ann = index.patched(patch)  # type: ignore[union-attr]
+        tuning = self.tuning
+        if len(ann.delta) > max(tuning.merge_rows, tuning.merge_share * len(ann)) or ann.dead_share > _rebuild_dead():
+            return self._compact(self._with_graph(patch.index, ann, version))
+        return self._compact(ann)
+
+    def _compact(self, index: VectorIndex | AnnIndex) -> VectorIndex | AnnIndex:
+        exact = index if isinstance(index, VectorIndex) else index.exact
+        if exact.dead < max(self.tuning.compact_min, self.tuning.compact_share * exact.rows):
+            return index
+        compact, remap = exact.compacted()
+        return compact if isinstance(index, VectorIndex) else index.over(compact, remap)
 
     def warm(self) -> None:
         with contextlib.suppress(EmptyCatalogError):  # loaded, just empty: searches say so
@@ -98,13 +166,18 @@ class StoreIndex(Ranker):
         if not len(exact) or len(exact) <= self.settings.ann_threshold:
             return exact
         previous = None if isinstance(self._index, VectorIndex) else self._index  # an ANN index to update
+        return self._with_graph(exact, previous, version)
+
+    def _with_graph(self, exact: VectorIndex, previous: AnnIndex | None, version: str) -> VectorIndex | AnnIndex:
+        """``exact`` with an ANN graph: built now, or (background) in a thread while exact (or ``previous``,
+        when it already covers ``exact``: a merge of patched rows) serves."""
         if not self.background:
             return self._attach(exact, version, previous)
         job = threading.Thread(target=self._attach_later, args=(exact, version, previous), name="ann-index")
         job.daemon = True  # an unfinished graph is simply rebuilt next time
         self._ann_job = job
         job.start()
-        return exact
+        return previous if previous is not None and previous.exact is exact else exact
 
     def _attach(self, exact: VectorIndex, version: str, previous: AnnIndex | None) -> AnnIndex:
         with self._ann_lock:
@@ -117,14 +190,25 @@ class StoreIndex(Ranker):
             log.exception("Building the ANN index failed; searches stay exact")
             return
         with self._lock:
-            if self._index is exact:  # a newer catalog version has its own job
+            current = self._index
+            current_exact = current if isinstance(current, VectorIndex) else getattr(current, "exact", None)
+            if current_exact is exact:
                 self._index = ann
+            elif current_exact is not None and current_exact.lineage is exact.lineage:
+                self._index = ann.over(current_exact)  # patched meanwhile: same rows, later changes on top
+            # else a reload replaced the rows since; that snapshot has its own job
 
     def rank(self, vector: np.ndarray, filters: Filters, top_k: int, min_score: float | None, facet_n: int) -> Ranking:
         return self.current().rank(vector, filters, top_k, min_score, facet_n)
 
     def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
         return self.current().browse(filters, offset, limit)
+
+
+def _rebuild_dead() -> float:
+    from .ann import REBUILD_DEAD
+
+    return REBUILD_DEAD
 
 
 def hnsw_builder(

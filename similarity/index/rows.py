@@ -1,0 +1,84 @@
+"""Append-only arrays shared by index snapshots (copy-on-write without copying).
+
+A snapshot sees only the prefix ``[:n]`` of a buffer. Appending writes past the end of every
+snapshot made so far, so searches on older snapshots never see a half-written row; a buffer that
+is full, or that another snapshot already appended to, is copied into a larger one first.
+Row numbers never change within a lineage of patched snapshots; removed rows are masked out and
+dropped by compaction, which starts a new lineage.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+
+import numpy as np
+
+SLACK_SHARE = 0.125  # room kept at the end of a buffer, as a share of its rows (1M rows: 125k more)
+SLACK_MIN = 1024
+
+
+class Buffer:
+    """A numpy array with spare capacity; ``filled`` is how far any snapshot has appended."""
+
+    __slots__ = ("data", "filled")
+
+    def __init__(self, data: np.ndarray, filled: int) -> None:
+        self.data = data
+        self.filled = filled
+
+    @classmethod
+    def of(cls, values: np.ndarray, slack: bool = True) -> Buffer:
+        return cls(np.empty((0, *values.shape[1:]), values.dtype), 0).append(0, values, slack)
+
+    def view(self, n: int) -> np.ndarray:
+        return self.data[:n]
+
+    def append(self, n: int, values: np.ndarray, slack: bool = True) -> Buffer:
+        """This buffer's first ``n`` rows plus ``values``: written in place when that is safe, else a copy."""
+        end = n + len(values)
+        if self.filled == n and end <= len(self.data) and values.shape[1:] == self.data.shape[1:]:
+            self.data[n:end] = values
+            self.filled = end
+            return self
+        room = max(SLACK_MIN, int(end * SLACK_SHARE)) if slack else max(4, end // 2)
+        dtype = np.promote_types(self.data.dtype, values.dtype) if len(self.data) else values.dtype
+        data = np.empty((end + room, *values.shape[1:]), dtype=dtype)
+        data[:n] = self.data[:n]
+        data[n:end] = values
+        return Buffer(data, end)
+
+
+class Lineage:
+    """What patched snapshots of one base share: the live row of each id (mutated by the newest patch only)."""
+
+    def __init__(self, row_of: dict[str, int]) -> None:
+        self.row_of = row_of
+        self.head: object = None  # the snapshot ``row_of`` describes; only it may be patched in place
+        self.lock = threading.Lock()
+
+
+class IdOrder:
+    """Rows in id order, for browsing: a sorted base plus rows appended since, merged on first use."""
+
+    def __init__(self, base: np.ndarray, pending: np.ndarray | None = None) -> None:
+        self.base = base
+        self.pending = pending if pending is not None else np.zeros(0, np.int64)
+        self._lock = threading.Lock()
+
+    def then(self, appended: np.ndarray) -> IdOrder:
+        """The order of a snapshot that appended ``appended`` rows (not merged until needed)."""
+        with self._lock:
+            return IdOrder(self.base, np.concatenate([self.pending, appended.astype(np.int64)]))
+
+    def rows(self, ids: np.ndarray, alive: np.ndarray | None) -> np.ndarray:
+        """Live rows sorted by id (computed once per snapshot)."""
+        with self._lock:
+            if len(self.pending):
+                pending = self.pending[np.argsort(ids[self.pending].astype(str), kind="stable")]
+                # few pending rows: binary-search each into the base (dead duplicates sort next to them)
+                at = [bisect.bisect_left(self.base, ids[r], key=ids.__getitem__) for r in pending]
+                self.base, self.pending = np.insert(self.base, at, pending), self.pending[:0]
+            if alive is not None and len(self.base) and not alive[self.base].all():
+                self.base = self.base[alive[self.base]]
+            return self.base
