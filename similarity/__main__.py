@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import Any
 
+from .accounts.cli import add_users_parser, run_users
 from .config import Settings
 from .errors import SimilarityError
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         search.add_argument(f"--{group}", action="append", default=[], help=f"filter by {group} (repeatable)")
     search.add_argument("--json", action="store_true", help="print the result as one JSON object")
     commands.add_parser("info", help="store, product count, model and categories")
+    add_users_parser(commands)
     return parser
 
 
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from .search import build_service
+
+    if args.command == "users":  # the users file only: no model, no catalog
+        return run_users(args, settings)
 
     service = build_service(settings, tagger=_NoTagger())
     try:

@@ -52,3 +52,7 @@ class TaggingError(SimilarityError):
 
 class PermissionDeniedError(SimilarityError):
     """A write was attempted without a valid admin token, or too often."""
+
+
+class LimitError(SimilarityError):
+    """A per-user cap was reached (e.g. saved products)."""

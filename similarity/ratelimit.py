@@ -50,6 +50,13 @@ class RateLimiter:
                 self._hits.popitem(last=False)
             return wait
 
+    def waiting(self, key: str) -> float:
+        """Seconds until ``key`` may try again (0 = now), without recording an attempt."""
+        now = self._clock()
+        with self._lock:
+            hits = [t for t in self._hits.get(key, ()) if t > now - self.period_s]
+            return 0.0 if len(hits) < self.limit else hits[0] + self.period_s - now
+
     def check(self, key: str) -> None:
         """Record an attempt; raise ``PermissionDeniedError`` when ``key`` is over its limit."""
         wait = self.retry_after(key)
