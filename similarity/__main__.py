@@ -9,6 +9,8 @@ import sys
 from typing import Any
 
 from .accounts.cli import add_users_parser, run_users
+from .catalog_cli import COMMANDS as CATALOG_COMMANDS
+from .catalog_cli import add_catalog_parsers, run_catalog
 from .config import Settings
 from .errors import SimilarityError
 
@@ -28,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print the result as one JSON object")
     commands.add_parser("info", help="store, product count, model and categories")
     add_users_parser(commands)
+    add_catalog_parsers(commands)  # remove, edit
     return parser
 
 
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.command == "users":  # the users file only: no model, no catalog
         return run_users(args, settings)
+    if args.command in CATALOG_COMMANDS:  # the catalog only: no model
+        return run_catalog(args, settings)
 
     service = build_service(settings, tagger=_NoTagger())
     try:
