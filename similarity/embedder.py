@@ -90,6 +90,12 @@ class OpenClipEmbedder:
         return self._model is not None
 
     @property
+    def model(self) -> Any:
+        """The loaded OpenCLIP model, read-only (loads it on first use; e.g. for patch-token explanations)."""
+        self.load()
+        return self._model
+
+    @property
     def dim(self) -> int:
         self.load()
         return int(self._model.text_projection.shape[1]) if hasattr(self._model, "text_projection") else 512
