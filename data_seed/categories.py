@@ -142,9 +142,11 @@ class CategoryMapper:
     def summary(self, top: int = 10) -> list[str]:
         lines = []
         if self.counts:
-            lines.append("categories: " + ", ".join(f"{c} {n}" for c, n in self.counts.most_common()))
+            ordered = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            lines.append("categories: " + ", ".join(f"{c} {n}" for c, n in ordered))
         if self.unmapped:
-            common = ", ".join(f"{value!r} ({n})" for value, n in self.unmapped.most_common(top))
+            ordered = sorted(self.unmapped.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+            common = ", ".join(f"{value!r} ({n})" for value, n in ordered)
             lines.append(f'unmapped categories (now "other"; map them with --map-category "VALUE=CATEGORY"): {common}')
         return lines
 

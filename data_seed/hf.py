@@ -51,7 +51,8 @@ class OpenedDataset:
         except ConfigError:
             raise
         except Exception as exc:  # network, changed files, bad parquet: datasets raises many types
-            log.warning("reading %s failed after %d rows", self.name, n, exc_info=True)
+            log.warning("reading %s failed after %d rows: %s", self.name, n, type(exc).__name__)
+            log.debug("dataset read failure", exc_info=True)
             raise ConfigError(
                 f"Reading the dataset {self.name!r} failed after {n} rows ({type(exc).__name__})"
             ) from None

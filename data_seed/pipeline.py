@@ -21,6 +21,11 @@ class SeedReport(IngestReport):
     """The ingest report plus the source's own summary lines (categories, caps, URL fetches)."""
 
     notes: list[str] = dataclasses.field(default_factory=list)
+    already_stored: int = 0  # items the source passed over unread because the catalog has them (image URLs)
+
+    @property
+    def present(self) -> int:
+        return self.count("present") + self.already_stored
 
 
 def run_ingest(

@@ -41,14 +41,23 @@ class Columns:
 class Source:
     """A source's items and, after they were read, the lines it adds to the seeding summary."""
 
-    def __init__(self, items: Iterator[IngestItem], summary: Callable[[], list[str]] = list) -> None:
-        self._items, self._summary = items, summary
+    def __init__(
+        self,
+        items: Iterator[IngestItem],
+        summary: Callable[[], list[str]] = list,
+        already_stored: Callable[[], int] = int,
+    ) -> None:
+        self._items, self._summary, self._already_stored = items, summary, already_stored
 
     def items(self) -> Iterator[IngestItem]:
         return self._items
 
     def summary(self) -> list[str]:
         return self._summary()
+
+    def already_stored(self) -> int:
+        """Items passed over without reading them, because the catalog already has them."""
+        return self._already_stored()
 
 
 def open_source(spec: str, *, limit: int | None = None, columns: Columns = Columns()) -> Iterator[IngestItem]:
@@ -76,7 +85,7 @@ def make_source(
         from .dataset import DatasetSource
 
         dataset = DatasetSource(arg, options, limit=limit, urls=urls, known_urls=known_urls)
-        return Source(dataset.items(), dataset.summary)
+        return Source(dataset.items(), dataset.summary, lambda: dataset.already_stored)
     raise ConfigError(f"Unknown source {spec!r}; use one of: {SOURCE_FORMS}")
 
 
