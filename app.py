@@ -15,6 +15,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
@@ -22,25 +23,33 @@ from similarity.config import Settings
 from similarity.errors import SimilarityError
 from similarity.search import SearchService, build_service
 
+if TYPE_CHECKING:
+    from data_seed.first_start import FirstStartSeeder
+
 log = logging.getLogger("app")
 
 
-def build_demo(service: SearchService) -> gr.Blocks:
+def build_demo(service: SearchService, seeder: FirstStartSeeder | None = None) -> gr.Blocks:
     """The app's Blocks for an already-wired service (tests inject one on a memory store)."""
     from similarity.ui import build_blocks
 
-    return build_blocks(service)
+    seeding = (lambda: seeder.status().as_dict()) if seeder is not None else None
+    return build_blocks(service, seeding=seeding)
 
 
-def seed_if_empty(service: SearchService, settings: Settings) -> None:
-    """Fill an empty catalog with the rendered demo catalog once (SIMILARITY_SEED_DEMO=false turns it off)."""
+def seed_if_empty(service: SearchService, settings: Settings) -> FirstStartSeeder | None:
+    """Start filling an empty catalog in the background from SIMILARITY_SEED_SOURCE (default: the demo).
+
+    Returns the running seeder (its status feeds the page), or None: the catalog has products, or
+    SIMILARITY_SEED_DEMO=false. Bad SIMILARITY_SEED_SOURCE/_ARGS raise ConfigError before anything starts.
+    """
     if not settings.seed_demo_on_empty or service.store.count() > 0:
-        return
-    from data_seed import seed_source
+        return None
+    from data_seed.first_start import FirstStartSeeder
 
-    log.info("The catalog is empty: seeding the demo catalog into %s", service.store.display_url)
-    report = seed_source("demo", service.store, service.embedder)
-    log.info("Demo catalog: %s", report.summary())
+    seeder = FirstStartSeeder.from_settings(service.store, service.embedder, settings)
+    seeder.start()
+    return seeder
 
 
 def warm_up(service: SearchService) -> list[threading.Thread]:
@@ -78,18 +87,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         service = build_service(settings, background_index=True)
-        if service.store.count() == 0 and settings.seed_demo_on_empty:
-            seed_if_empty(service, settings)  # seeding needs the model: done before serving
-        else:  # serve at once; the first search waits for the index and the model (the page shows their status)
-            warm_up(service)
+        # serve at once: an empty catalog seeds in the background, and the page shows its progress;
+        # the first search waits for the index and the model
+        seeder = seed_if_empty(service, settings)
+        warm_up(service)
     except SimilarityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     from similarity.ui import launch_options
 
     try:
-        build_demo(service).launch(share=args.share, mcp_server=args.mcp, **launch_options())
+        build_demo(service, seeder).launch(share=args.share, mcp_server=args.mcp, **launch_options())
     finally:
+        if seeder is not None:
+            seeder.stop(timeout=30)  # after its current batch, before the store closes
         service.close()
     return 0
 

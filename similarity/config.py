@@ -45,6 +45,9 @@ class Settings:
     ann_threshold: int = 50_000
     vector_dtype: str = "float32"
     seed_demo_on_empty: bool = True
+    seed_source: str = "demo"  # SIMILARITY_SEED_SOURCE: what an empty catalog is filled with (data_seed forms)
+    seed_limit: int | None = None  # SIMILARITY_SEED_LIMIT: at most this many products on the first start
+    seed_args: str = ""  # SIMILARITY_SEED_ARGS: data_seed dataset options, shell-quoted (--column F=C ...)
 
     def __post_init__(self) -> None:
         _check_choice("SIMILARITY_TAGGER", self.tagger, TAGGERS)
@@ -53,6 +56,8 @@ class Settings:
         _check_choice("SIMILARITY_PRECISION", self.precision, PRECISIONS)
         if self.batch_size < 1 or self.facet_candidates < 1:
             raise ConfigError("batch size and facet candidates must be at least 1")
+        if self.seed_limit is not None and self.seed_limit < 1:
+            raise ConfigError("SIMILARITY_SEED_LIMIT must be at least 1")
 
     def __repr__(self) -> str:  # replaces the dataclass repr: a MongoDB URL's password is masked
         from .store.base import mask_url
@@ -101,6 +106,9 @@ _ENV_FIELDS: dict[str, tuple[tuple[str, ...], type]] = {
     "ann_threshold": (("SIMILARITY_ANN_THRESHOLD",), int),
     "vector_dtype": (("SIMILARITY_VECTOR_DTYPE",), str),
     "seed_demo_on_empty": (("SIMILARITY_SEED_DEMO",), bool),
+    "seed_source": (("SIMILARITY_SEED_SOURCE",), str),
+    "seed_limit": (("SIMILARITY_SEED_LIMIT",), int),
+    "seed_args": (("SIMILARITY_SEED_ARGS",), str),
 }
 
 

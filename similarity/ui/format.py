@@ -116,8 +116,28 @@ def random_weights_banner(model: str) -> str:
     )
 
 
-def loading_status(loaded: bool, error: str | None, index: str = "ready") -> str:
-    """A line about what still loads in the background: the model, then the catalog index (empty once ready)."""
+def loading_status(
+    loaded: bool, error: str | None, index: str = "ready", seeding: Mapping[str, Any] | None = None
+) -> str:
+    """What still loads in the background: the model, then the catalog index (empty once ready).
+
+    ``seeding`` (the first start filling an empty catalog: ``active``, ``done``, ``total``, ``notice``)
+    adds its own line above: progress while it runs, and a notice that stays when it fell back or stopped.
+    """
+    seed_line = _seeding_line(seeding) if seeding else ""
+    rest = _loading_line(loaded, error, index)
+    return "\n\n".join(line for line in (seed_line, rest) if line)
+
+
+def _seeding_line(seeding: Mapping[str, Any]) -> str:
+    if seeding.get("active"):
+        done, total = int(seeding.get("done") or 0), seeding.get("total")
+        count = f"{done:,} of {int(total):,} products" if total else f"{done:,} products so far"
+        return f"⏳ Seeding the catalog: {count}; searches cover what is seeded so far."
+    return f"⚠️ {md(seeding['notice'])}" if seeding.get("notice") else ""
+
+
+def _loading_line(loaded: bool, error: str | None, index: str) -> str:
     if error:
         return f"⚠️ The model could not be loaded: {html.escape(error)}"
     if not loaded:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gradio as gr
@@ -34,7 +35,11 @@ SCROLL_TO_RESULTS = """() => {
 }"""
 
 
-def build_blocks(service: SearchService, files: UiFiles | None = None) -> gr.Blocks:
+def build_blocks(
+    service: SearchService,
+    files: UiFiles | None = None,
+    seeding: Callable[[], Mapping[str, Any]] | None = None,  # the first start's seeding progress (app.py)
+) -> gr.Blocks:
     files = files or UiFiles()
     search = SearchHandlers(service, files)
     catalog = CatalogHandlers(service, files)
@@ -44,7 +49,7 @@ def build_blocks(service: SearchService, files: UiFiles | None = None) -> gr.Blo
         gr.Markdown(INTRO, elem_id="intro")
         if info["random_weights"]:
             gr.HTML(fmt.random_weights_banner(info["model"]), elem_id="weights-banner")
-        _loading_status(service)
+        _loading_status(service, seeding)
         with gr.Tabs():
             with gr.Tab("Search", id="search"):
                 _search_tab(search, _example_paths(service, files))
@@ -58,14 +63,16 @@ def build_blocks(service: SearchService, files: UiFiles | None = None) -> gr.Blo
     return demo
 
 
-def _loading_status(service: SearchService) -> None:
-    """Shows what is still loading in the background (checked every 2 s until nothing is left, then stops)."""
+def _loading_status(service: SearchService, seeding: Callable[[], Mapping[str, Any]] | None = None) -> None:
+    """Shows what is still loading or seeding in the background (checked every 2 s until nothing is left)."""
     embedder, ranker = service.embedder, service.ranker
 
     def status() -> tuple[str, gr.Timer]:
         error, index = embedder.load_error, ranker.status
+        seed = seeding() if seeding is not None else None
         done = (embedder.loaded or error is not None) and index not in ("loading", "building")
-        text = fmt.loading_status(embedder.loaded, str(error) if error else None, index)
+        done = done and not (seed and seed.get("active"))
+        text = fmt.loading_status(embedder.loaded, str(error) if error else None, index, seed)
         return text, gr.Timer(active=not done)
 
     text, timer_state = status()
