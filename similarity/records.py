@@ -203,10 +203,11 @@ class SearchResult:
     model: str
     query: dict[str, Any] = dataclasses.field(default_factory=dict)
     precision: str | None = None  # fp32 | bf16: how the query was embedded (the vector space is the same)
+    map_position: tuple[float, float] | None = None  # the query on the catalog map (None: no layout yet)
 
     def to_dict(self, thumbnails: Thumbnails = False) -> dict[str, Any]:
-        """The documented JSON contract: matches, facets, timings_ms, model (and query)."""
-        return {
+        """The documented JSON contract: matches, facets, timings_ms, model (and query; "map" with a layout)."""
+        out: dict[str, Any] = {
             "matches": [m.to_dict(thumbnails) for m in self.matches],
             "facets": self.facets,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
@@ -214,6 +215,9 @@ class SearchResult:
             "precision": self.precision,
             "query": self.query,
         }
+        if self.map_position is not None:
+            out["map"] = {"x": round(self.map_position[0], 5), "y": round(self.map_position[1], 5)}
+        return out
 
 
 def thumbnail_data_url(data: bytes | None) -> str | None:
