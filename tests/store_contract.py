@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from similarity.errors import EmptyCatalogError, ModelMismatchError, StoreError
+from similarity.errors import EmptyCatalogError, LimitError, ModelMismatchError, StoreError
 from similarity.index import StoreIndex
 from similarity.records import FACET_GROUPS, Filters
 from similarity.store.base import CatalogStore
@@ -172,3 +172,125 @@ class StoreContract:
     def test_empty_catalog_is_a_clear_error(self, store):
         with pytest.raises(EmptyCatalogError, match="empty"):
             self.ranker(store).rank(random_unit_vectors(1)[0], Filters(), 5, None, 50)
+
+    # -- saved products ------------------------------------------------------------------------------
+    def test_saved_products_are_per_user_newest_first_and_saving_twice_is_a_no_op(self, store):
+        products = make_products(3)
+        store.upsert(products)
+        a, b, c = (p.id for p in products)
+        assert store.save_product("local:ann", a, "first") is True
+        assert store.save_product("local:ann", b) is True
+        assert store.save_product("local:ann", a, "changed?") is False  # no-op: the note stays
+        assert store.save_product("hf:bob", c) is True
+        saved = store.saved_products("local:ann")
+        assert [r.product_id for r in saved] == [b, a]
+        assert saved[1].note == "first" and saved[0].note == ""
+        assert saved[0].saved_at >= saved[1].saved_at > 0
+        assert [r.product_id for r in store.saved_products("hf:bob")] == [c]
+        assert store.saved_products("local:nobody") == []
+
+    def test_unsave_and_notes_touch_only_their_own_user(self, store):
+        products = make_products(2)
+        store.upsert(products)
+        a, b = (p.id for p in products)
+        for user in ("local:ann", "local:bob"):
+            store.save_product(user, a)
+        assert store.set_saved_note("local:ann", a, "gift for mum") is True
+        assert store.set_saved_note("local:ann", b, "not saved") is False
+        assert store.unsave_product("local:bob", a) is True
+        assert store.unsave_product("local:bob", a) is False
+        assert [(r.product_id, r.note) for r in store.saved_products("local:ann")] == [(a, "gift for mum")]
+        assert store.saved_products("local:bob") == []
+
+    def test_saved_products_outlive_their_catalog_entry(self, store):
+        products = make_products(2)
+        store.upsert(products)
+        store.save_product("local:ann", products[0].id)
+        store.delete([products[0].id])
+        assert [r.product_id for r in store.saved_products("local:ann")] == [products[0].id]
+        assert store.count() == 1  # saving is not a catalog change
+
+    def test_saved_products_have_a_per_user_cap(self, store):
+        for n in range(3):
+            store.save_product("local:ann", f"id-{n}", limit=3)
+        with pytest.raises(LimitError, match="3 products"):
+            store.save_product("local:ann", "id-9", limit=3)
+        assert store.save_product("local:ann", "id-1", limit=3) is False  # already saved: no error
+        assert store.save_product("local:bob", "id-9", limit=3) is True  # the cap is per user
+        assert len(store.saved_products("local:ann")) == 3
+
+    # -- change feed and metadata edits (catalog management) --------------------------------------
+    def test_change_feed_reports_upserts_edits_and_removals(self, store):
+        start = store.changes(None)
+        assert not start.complete  # no marker: the caller loads everything
+        products = make_products(6)
+        store.upsert(products)
+        first = store.changes(start.marker)
+        assert first.complete and set(first.upserted_ids) == {p.id for p in products} and not first.removed_ids
+        store.edit(products[1].id, {"brand": "newbrand"})
+        store.delete([products[2].id, "f" * 64])  # an unknown id is no removal
+        second = store.changes(first.marker)
+        assert second.complete and products[1].id in second.upserted_ids
+        assert set(second.removed_ids) == {products[2].id}
+        current = {p.id for p in products} - {products[2].id}
+        # a backend may report a recent change again (harmless), never a wrong one
+        assert set(second.upserted_ids) <= current and not set(second.removed_ids) & current
+        assert store.changes(second.marker).complete
+
+    def test_a_product_stored_again_is_not_reported_removed(self, store):
+        products = make_products(3)
+        store.upsert(products)
+        marker = store.changes(None).marker
+        store.delete([products[0].id])
+        store.upsert([products[0]])
+        change = store.changes(marker)
+        assert products[0].id in change.upserted_ids and products[0].id not in change.removed_ids
+
+    def test_unknown_markers_ask_for_a_reload(self, store):
+        store.upsert(make_products(2))
+        for marker in ("bogus", "", "x:1.0", "mongo:not-a-date"):
+            assert not store.changes(marker).complete
+
+    def test_edit_changes_metadata_only(self, store):
+        product = make_products(1)[0]
+        store.upsert([product])
+        before = store.get([product.id])[0]
+        edited = store.edit(product.id, {"name": "Renamed", "colors": ("blue",), "tags": ("summer",), "price": 9.5})
+        assert edited is not None and edited.name == "Renamed" and edited.colors == ("blue",)
+        after = store.get([product.id])[0]
+        assert (after.name, after.colors, after.tags, after.price) == ("Renamed", ("blue",), ("summer",), 9.5)
+        assert after.brand == before.brand and after.thumbnail == before.thumbnail
+        assert after.created_at == pytest.approx(before.created_at) and after.updated_at > before.updated_at
+        assert np.array_equal(store.vector(product.id), product.embedding)  # the vector is untouched
+        assert store.load_vectors().facets["colors"] == [("blue",)]
+        assert store.edit("a" * 64, {"name": "x"}) is None
+        with pytest.raises(StoreError, match="embedding"):
+            store.edit(product.id, {"embedding": [1.0]})
+
+    def test_ids_with_prefix_and_vectors_of(self, store):
+        products = make_products(20)
+        store.upsert(products)
+        assert store.ids_with_prefix("0" * 62 + "1") == [f"{i:064x}" for i in range(16, 20)]
+        assert store.ids_with_prefix("0" * 63 + "3") == [products[3].id]
+        assert store.ids_with_prefix("z") == []
+        batch = store.load_vectors_of([products[5].id, "b" * 64, products[2].id])
+        assert sorted(batch.ids) == sorted([products[2].id, products[5].id])
+        row = batch.ids.index(products[5].id)
+        assert np.array_equal(batch.vectors[row], products[5].embedding)
+        assert batch.facets["tags"][row] == products[5].tags
+
+    def test_index_is_patched_from_the_feed(self, store):
+        if store.ranker() is not None:
+            pytest.skip("a server-side ranker reads the store directly")
+        products = make_products(60)
+        store.upsert(products[:50])
+        index = StoreIndex(store)
+        index.current()
+        store.upsert(products[50:52])
+        store.edit(products[3].id, {"brand": "zeta"})
+        store.delete([products[0].id])
+        ranking = index.rank(products[0].embedding, Filters(), 60, None, 60)
+        assert (index.reloads, index.patches) == (1, 1)
+        assert products[0].id not in ranking.ids and len(ranking.ids) == 51
+        assert index.rank(products[3].embedding, Filters.of(brands=["zeta"]), 5, None, 5).ids == [products[3].id]
+        assert index.rank(products[51].embedding, Filters(), 1, None, 1).ids == [products[51].id]

@@ -18,11 +18,13 @@ from similarity import images
 from similarity.config import Settings
 from similarity.ingest import IngestItem, Ingestor
 from similarity.records import Product, ProductTags
+from similarity.saved import SavedProducts
 from similarity.search import SearchService
 from similarity.store import open_store
 from similarity.tagging import TagResult
 from similarity.ui import format as fmt
 from similarity.ui.catalog import CatalogHandlers
+from similarity.ui.detail import DetailHandlers
 from similarity.ui.files import UiFiles
 from similarity.ui.handlers import GENERIC_ERROR, NO_PHOTO, NO_TAGGER, SearchHandlers, SearchSession
 
@@ -200,16 +202,19 @@ def test_text_weight_change_recombines_without_embedding(handlers, embedder, pho
     assert np.isclose(np.linalg.norm(out.session.query.vector), 1.0, atol=1e-5)
 
 
-def test_more_like_this_starts_from_the_selected_product(handlers, photo):
+def test_more_like_this_starts_from_the_selected_product(handlers, photo, tmp_path):
+    # a click opens the result's detail view; its More like this button searches from that product
+    detail = DetailHandlers(SavedProducts(handlers.service.store), UiFiles(tmp_path))
     session = search(handlers, photo).session
     picked = session.ids[1]
-    evt = gr.SelectData(None, {"index": 1, "value": None})
-    out = handlers.more_like_this(evt, 6, 0.0, (), (), (), (), session)
+    opened = detail.open(gr.SelectData(None, {"index": 1, "value": None}), session, [], None, None)
+    assert opened.selected == picked and opened.panel["visible"] is True
+    out = handlers.similar(opened.selected, 6, 0.0, (), (), (), (), session)
     assert out.session.source.id == picked and picked not in out.session.ids
     assert len(out.session.ids) == 6
     assert fmt.product_title(out.session.source).split(" — ")[0] in out.source and "from the catalog" in out.source
     with pytest.raises(gr.Error, match="no longer shown"):
-        handlers.more_like_this(gr.SelectData(None, {"index": 99, "value": None}), 6, 0.0, (), (), (), (), session)
+        detail.open(gr.SelectData(None, {"index": 99, "value": None}), session, [], None, None)
 
 
 def test_text_search_and_user_errors(handlers):

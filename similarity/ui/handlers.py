@@ -59,6 +59,7 @@ class SearchSession:
 
     query: Query
     ids: list[str] = dataclasses.field(default_factory=list)  # product ids in gallery order
+    scores: list[float] = dataclasses.field(default_factory=list)  # their scores (the detail view shows them)
     source: Product | None = None  # the product a "more like this" search started from
     tag_job: Future | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -117,16 +118,8 @@ class SearchHandlers:
         return self._show(again, args, gr.skip(), note="re-ranked, no re-embedding")
 
     @user_errors
-    def more_like_this(self, evt: gr.SelectData, *ranking: Any) -> SearchOutputs:
-        """A gallery item was selected: search with that product's stored vector."""
-        args, session = RankArgs.from_inputs(ranking)
-        index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
-        if session is None or not isinstance(index, int) or not 0 <= index < len(session.ids):
-            raise SimilarityError("That result is no longer shown; search again.")
-        return self.similar_with(session.ids[index], args)
-
-    @user_errors
     def similar(self, product_id: str, *ranking: Any) -> SearchOutputs:
+        """ "More like this" from the result detail view (ui/detail.py), ranked like the page."""
         return self.similar_with(product_id, RankArgs.from_inputs(ranking)[0])
 
     def similar_with(self, product_id: str, args: RankArgs) -> SearchOutputs:
@@ -179,6 +172,7 @@ class SearchHandlers:
     def _show(self, session: SearchSession, args: RankArgs, panel: Any, note: str = "") -> SearchOutputs:
         result, updates = self.rank_keeping_valid_ticks(session.query, args)
         session.ids = [m.product.id for m in result.matches]
+        session.scores = [m.score for m in result.matches]
         session.timings = dict(result.timings_ms)
         gallery = [(self.files.thumbnail(m.product), fmt.caption(m.product, m.score)) for m in result.matches]
         kind = session.query.kind
