@@ -166,3 +166,14 @@ def test_behind_sign_in_mcp_tools_refuse_instead_of_answering(tiny_embedder):
         assert "credentials" in refused.content[0].text and len(refused.content[0].text) < 200
     finally:
         demo.close()
+
+
+def test_saved_product_tools_ask_for_sign_in_as_the_http_api_does(served):
+    """Without a signed-in user (no users file, no Hugging Face session) MCP gets the HTTP API's answer."""
+    tools = {t.name for t in mcp(served[0], lambda s: s.list_tools()).tools}
+    saved = {"saved_products": {}, "save_product": {"product_id": "f" * 64}, "unsave_product": {"product_id": "f" * 64}}
+    if not set(saved) & tools:
+        pytest.skip("this build has no saved-product tools")
+    for tool, arguments in saved.items():
+        refused = call(served[0], tool, **arguments)
+        assert refused.isError and refused.content[0].text == "Sign in to save products."
