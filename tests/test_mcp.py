@@ -44,12 +44,13 @@ def served(tiny_embedder):
         demo.close()
 
 
-def mcp(url: str, work: Callable[[ClientSession], Awaitable[Any]]) -> Any:
+def mcp(url: str, work: Callable[[ClientSession], Awaitable[Any]], headers: dict[str, str] | None = None) -> Any:
     """Open a session on the app's MCP endpoint, run ``work`` in it, and return what it returns."""
 
     async def run() -> Any:
         async with (
-            streamable_http_client(f"{url}/gradio_api/mcp/") as (read, write, _),
+            httpx.AsyncClient(headers=headers, timeout=30) as http,
+            streamable_http_client(f"{url}/gradio_api/mcp/", http_client=http) as (read, write, _),
             ClientSession(read, write) as session,
         ):
             await session.initialize()
@@ -98,6 +99,13 @@ def test_search_text_is_lean_and_every_thumbnail_link_is_an_image(served):
         (product,) = service.store.get([match["id"]])
         assert response.content == product.thumbnail
         assert Image.open(io.BytesIO(response.content)).size[0] > 0
+
+
+def test_links_follow_the_address_the_agent_used(served):
+    """Behind a proxy (a Space) the MCP request's forwarded host and scheme make the links."""
+    proxy = {"x-forwarded-host": "shop.example", "x-forwarded-proto": "https"}
+    result = mcp(served[0], lambda s: s.call_tool("search_text", {"text": "bag", "top_k": 3}), headers=proxy)
+    assert all(m["thumbnail"].startswith("https://shop.example/gradio_api/file=") for m in answer(result)[1]["matches"])
 
 
 def test_data_and_none_thumbnails_through_mcp(served):
