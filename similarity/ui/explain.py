@@ -23,9 +23,9 @@ from .handlers import SearchSession, user_errors
 PRIVATE = {"api_visibility": "private"}
 HINT = "Search with a photo, then click a result (or keep the top one) and press the button."
 APPROXIMATE = (
-    "**Approximate.** Each square is a patch of the picture; warmer patches are more similar to the "
-    "other picture as a whole (CLIP patch tokens against the other image's embedding). It shows where the "
-    "model looked, not a proof of why."
+    "**Approximate.** The model sees each picture as a grid of patches (7 × 7 for ViT-B/32); warmer regions "
+    "are patches more similar to the other picture as a whole (CLIP patch tokens against the other image's "
+    "embedding). It shows where the model looked, not a proof of why."
 )
 NO_PHOTO = "“Why this match?” explains photo searches: search with a photo or an image URL first."
 

@@ -239,15 +239,12 @@ class MapHandlers:
 
     @staticmethod
     def note(snap: MapSnapshot, status: str) -> str:
+        """The line above the map: the engine's note (method and counts), else a default; preview status."""
         if not snap.total:
             return EMPTY
         method = {"pca-preview": "PCA preview", "pca": "PCA"}.get(snap.method, snap.method.upper() or "Layout")
-        parts = [f"**{fmt.md(method)}** of {snap.total:,} products"]
-        if status == "preview":
-            parts.append("the final layout is computing; the map updates by itself")
-        if snap.note:
-            parts.append(fmt.md(snap.note))
-        return " · ".join(parts)
+        text = fmt.md(snap.note) if snap.note else f"**{fmt.md(method)}** layout of {snap.total:,} products."
+        return f"{text} The final layout is computing; the map updates by itself." if status == "preview" else text
 
 
 def _query_of(session: SearchSession | None, focus: MapFocus | None) -> Query | None:

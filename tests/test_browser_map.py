@@ -1,0 +1,184 @@
+"""The Map tab and the "Why this match?" panel in a real browser (Debian chromium via Playwright).
+
+The catalog map is the real ``CatalogMap`` with the PCA fitter (fast, deterministic). Also the script
+behind the README screenshots of the map and of the panel (demo catalog, tiny random model):
+    python -m tests.test_browser_map --docs
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from similarity.map import CatalogMap, PcaFitter
+from similarity.search import SearchService
+from similarity.store import open_store
+
+from .helpers import make_image
+from .test_app_handlers import seed_catalog, tiny_settings
+from .test_browser import ARTIFACTS, CHROMIUM, DESKTOP, ROOT, WAIT_MS, launch, open_browser, search_photo
+
+pytestmark = pytest.mark.browser
+VIEW = "#map-view .map-view"
+# the chart's own state, read through ECharts' API: points per base series, overlay series sizes
+CHART_STATE = """() => {
+  const box = document.querySelector('#map-view .map-chart');
+  const option = echarts.getInstanceByDom(box).getOption();
+  const size = (id) => option.series.filter((s) => s.id.startsWith(id)).reduce((n, s) => n + s.data.length, 0);
+  return {base: size('base:'), dimmed: size('dim'), matches: size('matches'), query: size('query')};
+}"""
+
+
+def mapped_service(store, embedder) -> tuple[SearchService, CatalogMap]:
+    catalog_map = CatalogMap(store, tiny_settings(), fitter=PcaFitter(), background=False)
+    catalog_map.start()
+    return SearchService(store, embedder, None, tiny_settings(), catalog_map=catalog_map), catalog_map
+
+
+@pytest.fixture(scope="module")
+def served(tiny_embedder) -> Iterator[tuple[str, CatalogMap]]:
+    store = open_store("memory://")
+    seed_catalog(store, tiny_embedder)
+    service, catalog_map = mapped_service(store, tiny_embedder)
+    demo, url = launch(service)
+    try:
+        yield url, catalog_map
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile, sync_playwright() as playwright:
+        context = open_browser(playwright, profile)
+        context.set_default_timeout(WAIT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page()
+    page.set_viewport_size(DESKTOP)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("browser-map") / "red-thing.png"
+    make_image((200, 30, 30), (200, 160), shape=1).save(path)
+    return str(path)
+
+
+def open_map(page, count: int) -> None:
+    page.get_by_role("tab", name="Map").click()
+    page.wait_for_selector(f'{VIEW}[data-ready="1"][data-drawn="{count}"]', timeout=WAIT_MS)
+
+
+def click_point(page, index: int) -> None:
+    x, y = page.evaluate(f"document.querySelector('{VIEW}').mapView.pixelOf({index})")
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+
+
+def test_map_draws_every_product_and_a_click_shows_its_card(page, served):
+    url, catalog_map = served
+    page.goto(url)
+    open_map(page, 18)
+    assert page.evaluate(CHART_STATE) == {"base": 18, "dimmed": 0, "matches": 0, "query": 0}
+    assert page.locator("#map-view canvas").count() >= 1  # drawn on a canvas, not one SVG node per point
+    assert page.locator("#map-view svg circle").count() == 0
+    assert "PCA" in page.locator("#map-note").inner_text()
+
+    ids = [p["id"] for p in catalog_map.points()["points"]]  # the order the map draws them in
+    click_point(page, 5)
+    page.wait_for_selector(f'#map-card .map-card[data-id="{ids[5]}"]')
+    name = page.locator("#map-card h3").inner_text()
+    tooltip = page.locator("#map-view .map-chart > div").filter(has_text=name)
+    assert tooltip.count() >= 1  # the hover card names the same product (with its thumbnail)
+
+    page.locator("#map-more").click()
+    page.wait_for_selector(f'{VIEW}[data-matches="12"]')
+    assert page.locator("#map-results .thumbnail-item").count() == 12
+    assert page.evaluate(CHART_STATE)["matches"] == 12
+
+
+def test_search_shows_the_query_marker_matches_and_dims_filtered_points(page, served, photo):
+    url, _ = served
+    search_photo(page, url, photo)
+    page.locator("#search-categories").get_by_label(re.compile(r"^\s*bags \(\d+\)\s*$")).check()
+    page.locator("#results-source").get_by_text(re.compile(r"^6 results for your photo")).wait_for()
+    open_map(page, 18)
+    page.wait_for_selector(f'{VIEW}[data-matches="6"][data-dimmed="12"]')
+    state = page.evaluate(CHART_STATE)
+    assert state == {"base": 6, "dimmed": 12, "matches": 6, "query": 1}  # 6 bags pass; the rest are dimmed
+    assert page.locator(VIEW).get_attribute("data-query")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-map-search.png"), full_page=True)
+
+    page.get_by_role("tab", name="Search").click()  # untick: nothing is dimmed any more
+    page.locator("#search-categories").get_by_label(re.compile(r"^\s*bags \(\d+\)\s*$")).uncheck()
+    page.locator("#results-source").get_by_text(re.compile(r"^12 results for your photo")).wait_for()
+    page.get_by_role("tab", name="Map").click()
+    page.wait_for_selector(f'{VIEW}[data-matches="12"][data-dimmed="0"]')
+
+
+def make_docs_screenshots() -> None:
+    """The README screenshots: the demo catalog on the map with a searched shoe, and the panel."""
+    from playwright.sync_api import sync_playwright
+
+    from data_seed.demo import demo_items
+    from similarity.embedder import OpenClipEmbedder
+    from similarity.ingest import Ingestor
+
+    from .helpers import TINY_MODEL
+
+    embedder = OpenClipEmbedder(TINY_MODEL, "none")
+    store = open_store("memory://")
+    items = list(demo_items())
+    Ingestor(store, embedder).run(items)
+    with tempfile.TemporaryDirectory() as tmp:
+        query = Path(tmp) / "query.png"
+        query.write_bytes(next(i for i in items if "shoes" in i.key).read())
+        service, _ = mapped_service(store, embedder)
+        demo, url = launch(service)
+        with sync_playwright() as playwright:
+            context = open_browser(playwright, str(Path(tmp) / "profile"))
+            page = context.new_page()
+            page.set_viewport_size({"width": 1280, "height": 900})
+            search_photo(page, url, str(query))
+            open_map(page, store.count())
+            page.wait_for_selector(f'{VIEW}[data-matches="12"]')
+            x, y = page.evaluate(f"document.querySelector('{VIEW}').mapView.pixelOfMatch(1)")
+            page.mouse.click(x, y)
+            page.wait_for_selector("#map-card .map-card")
+            page.mouse.move(x + 40, y + 30)
+            page.wait_for_timeout(800)
+            page.locator("#map-view").scroll_into_view_if_needed()
+            page.screenshot(path=str(ROOT / "docs" / "screenshot-map.png"))
+            page.get_by_role("tab", name="Search").click()
+            page.locator("#results-gallery .thumbnail-item").nth(1).click()  # explain result #2
+            page.get_by_text("Why this match?").click()
+            page.locator("#why-btn").click()
+            page.wait_for_selector("#why-query img", timeout=WAIT_MS)
+            page.wait_for_timeout(800)
+            page.locator("#why-match").scroll_into_view_if_needed()
+            page.locator("#why-match").screenshot(path=str(ROOT / "docs" / "screenshot-why.png"))
+            context.close()
+        demo.close()
+
+
+if __name__ == "__main__" and "--docs" in sys.argv:
+    make_docs_screenshots()
