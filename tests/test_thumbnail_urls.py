@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from urllib.parse import quote
 
+import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client, handle_file
@@ -17,6 +18,7 @@ from PIL import Image
 from similarity.search import SearchService
 from similarity.store import open_store
 from similarity.ui import build_blocks, launch_options
+from similarity.ui.api import SearchApi
 from similarity.ui.files import UiFiles
 
 from .test_app_handlers import seed_catalog, tiny_settings
@@ -160,3 +162,13 @@ def test_links_need_the_same_sign_in_as_the_app(service, tmp_path):
         assert with_session.status_code == 200 and _image(with_session.content).format == "JPEG"
     finally:
         demo.close()
+
+
+def test_called_without_a_server_links_fall_back_to_data_urls(service, tmp_path):
+    """A script calling SearchApi directly has no address to link to: it gets self-contained data URLs."""
+    api = SearchApi(service, UiFiles(tmp_path / "ui"))
+    matches = api.search_text(text="bag", top_k=2)["matches"]
+    assert all(m["thumbnail"].startswith("data:image/jpeg;base64,") for m in matches)
+    assert [m["thumbnail"] for m in api.search_text(text="bag", top_k=2, thumbnails="none")["matches"]] == [None] * 2
+    with pytest.raises(gr.Error, match="thumbnails must be one of url, data, none"):
+        api.search_text(text="bag", thumbnails="links")
