@@ -127,12 +127,13 @@ class StoreIndex(Ranker):
             return None
         if isinstance(index, VectorIndex):
             new: VectorIndex | AnnIndex = patch.index
-            if len(new) > self.settings.ann_threshold:  # grew past the threshold: give it a graph
+            if len(new) > self.settings.ann_threshold and not self._building():  # grew past the threshold
                 new = self._with_graph(patch.index, None, version)
             return self._compact(new)
         ann = index.patched(patch)  # type: ignore[union-attr]
         tuning = self.tuning
-        if len(ann.delta) > max(tuning.merge_rows, tuning.merge_share * len(ann)) or ann.dead_share > _rebuild_dead():
+        big = len(ann.delta) > max(tuning.merge_rows, tuning.merge_share * len(ann)) or ann.dead_share > _rebuild_dead()
+        if big and not self._building():  # a running merge is rebased onto later patches when it is done
             return self._compact(self._with_graph(patch.index, ann, version))
         return self._compact(ann)
 
@@ -153,6 +154,10 @@ class StoreIndex(Ranker):
             return "unavailable" if self._failed else "loading"
         job = self._ann_job
         return "building" if job is not None and job.is_alive() else "ready"
+
+    def _building(self) -> bool:
+        job = self._ann_job
+        return job is not None and job.is_alive()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the background ANN job, if any; True when none is left running."""
