@@ -30,6 +30,25 @@ CSS = """
 /* a click starts "more like this", which replaces the list: no lasting highlight */
 #results-gallery .thumbnail-item.selected {--ring-color: transparent; border-color: var(--border-color-primary);}
 #results-gallery .thumbnail-lg:hover .caption-label, #catalog-gallery .thumbnail-lg:hover .caption-label {opacity: 1;}
+/* the Saved tab's galleries (ui/saved.py): the same grid as the results */
+#saved-gallery .fixed-height, #saved-results .fixed-height {max-height: none; min-height: 0;}
+#saved-gallery .grid-wrap, #saved-results .grid-wrap {overflow-y: visible; padding-top: 0;}
+#saved-gallery .thumbnail-item, #saved-results .thumbnail-item {
+  aspect-ratio: auto; height: auto; display: flex; flex-direction: column; background: #fff;
+}
+#saved-gallery .thumbnail-lg > img, #saved-results .thumbnail-lg > img {aspect-ratio: 1; height: auto;}
+#saved-gallery .caption-label, #saved-results .caption-label {
+  position: static; max-width: none; white-space: normal; text-align: left; border: 0; border-radius: 0;
+  border-top: 1px solid var(--border-color-primary); background: var(--background-fill-secondary);
+  font-size: .8em; line-height: 1.3; padding: 4px 6px; flex: 1;
+}
+/* the result detail view (ui/detail.py) and the Saved tab's panel */
+.detail-card h3 {margin: 0 0 6px;}
+.detail-card dl {display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 0;}
+.detail-card dt {opacity: .7;}
+.detail-card dd {margin: 0;}
+.saved-note {font-style: italic;}
+.saved-when {font-size: .85em; opacity: .7;}
 @media (max-width: 640px) {
   #results-gallery .grid-container, #catalog-gallery .grid-container {
     grid-template-columns: repeat(2, minmax(0, 1fr)) !important;
