@@ -70,3 +70,41 @@ def test_markup_already_in_a_store_is_escaped_in_html_and_markdown(tiny_embedder
     assert "<img" not in panel and "&lt;img" in panel
     info = fmt.store_markdown({"url": XSS, "categories": {XSS: 1}, "model": XSS})
     assert "<img" not in info
+
+
+def test_notes_are_stripped_when_saved_and_escaped_wherever_they_show(tiny_embedder, tmp_path):
+    from similarity.accounts import Accounts
+    from similarity.saved import SavedProducts, export_csv
+    from similarity.ui.detail import detail_html
+    from similarity.ui.saved import SavedHandlers, entry_html
+
+    store = open_store("memory://")
+    seed_catalog(store, tiny_embedder)
+    service = SearchService(store, tiny_embedder, None, tiny_settings())
+    saved = SavedProducts(store)
+    first, second = store.load_vectors().ids[:2]
+    saved.save("local:ann", first, f"gift {XSS}")  # through the app: markup stripped
+    assert saved.entries("local:ann")[0].record.note == "gift"
+    store.save_product("local:ann", second, XSS)  # written by another tool: raw markup in the store
+    raw = Product(id="e" * 64, name=XSS, brand=XSS, category="bags", colors=("red",), tags=(XSS,),
+                  embedding=np.ones(32, np.float32) / np.sqrt(32), embedding_model=tiny_embedder.model_id)  # fmt: skip
+    store.upsert([raw])
+    store.save_product("local:ann", raw.id, XSS)
+
+    class Request:
+        username = "ann"
+
+    tab = SavedHandlers(service, saved, UiFiles(tmp_path), Accounts())
+    view = tab.refresh([], None, Request())
+    entries = saved.entries("local:ann")
+    html_out = [entry_html(e) for e in entries] + [detail_html(raw, 0.5), view.who]
+    for text in html_out:
+        assert "<img" not in text and "onerror=alert(1)>" not in text
+    assert any("&lt;img src=x onerror=alert(1)&gt;" in text for text in html_out)  # shown, as text
+    assert XSS in captions(view.gallery)[0]  # gallery captions are plain text, escaped by Gradio itself
+    data = json.loads(Path(view.json["value"]).read_text())
+    assert data["products"][0]["note"] == XSS  # JSON carries the value as data, never as markup
+    third = store.load_vectors().ids[2]
+    store.save_product("local:ann", third, '=HYPERLINK("http://x")')  # a spreadsheet formula
+    exported = export_csv(saved.entries("local:ann"))
+    assert "'=HYPERLINK" in exported and ",=HYPERLINK" not in exported  # quoted: shown as text, never run

@@ -25,7 +25,7 @@ import pytest
 
 import app
 from similarity.config import Settings
-from similarity.errors import StoreError
+from similarity.errors import ConfigError, StoreError
 from similarity.search import SearchService, build_service
 from similarity.store import open_store
 from similarity.store.mongo import MongoStore
@@ -219,3 +219,52 @@ def test_gemini_key_stays_out_of_the_tag_panel_export_and_logs(tiny_embedder, tm
     assert "Could not describe the photo" in panel
     export = Path(out.download).read_text(encoding="utf-8")
     assert_clean(panel, timings, export, out.source, repr(tagger), repr(service.settings))
+
+
+USER_PASSWORD = "Us3r-Pass-q7Zt9v"
+
+
+def test_user_passwords_and_hashes_stay_out_of_logs_pages_errors_and_json(tiny_embedder, tmp_path, all_logs):
+    import httpx
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from similarity.accounts import Accounts, Users, UsersFile, launch_auth, parse_users
+    from similarity.ui import launch_options
+
+    path = tmp_path / "users"
+    UsersFile(path).save(Users().with_user("ann", USER_PASSWORD))
+    line = next(x for x in path.read_text().splitlines() if x.startswith("ann:"))
+    _, salt, digest = line.rsplit("$", 2)
+    hidden = (USER_PASSWORD, salt, digest)
+    store = open_store("memory://")
+    seed_catalog(store, tiny_embedder)
+    settings = dataclasses.replace(tiny_settings(), users_file=str(path))
+    accounts = Accounts.from_settings(settings)
+    demo = app.build_demo(SearchService(store, tiny_embedder, None, settings), accounts)
+    options = {**launch_options(), **launch_auth(accounts.users)}
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **options)
+    texts: list[str] = [repr(accounts), repr(settings), repr(options["auth"])]
+    try:
+        with pytest.raises(ValueError) as wrong:
+            Client(url, auth=("ann", USER_PASSWORD + "x"), verbose=False)
+        texts.append(full_text(wrong.value))
+        client = Client(url, auth=("ann", USER_PASSWORD), verbose=False)
+        texts.append(httpx.get(url, cookies=client.cookies, timeout=10).text)  # the page
+        texts.append(httpx.get(f"{url}config", cookies=client.cookies, timeout=10).text)  # its config
+        pid = client.predict(text="bag", top_k=1, api_name="/search_text")["matches"][0]["id"]
+        texts.append(json.dumps(client.predict(product_id=pid, api_name="/save_product")))
+        texts.append(json.dumps(client.predict(api_name="/saved_products")))
+        with pytest.raises(AppError) as refused:
+            client.predict(product_id="<nope>", api_name="/save_product")
+        texts.append(full_text(refused.value))
+    finally:
+        demo.close()
+    with pytest.raises(ConfigError) as malformed:
+        parse_users(f"{line}\n{line[:-4]}$$")  # a broken copy of the line
+    texts.append(full_text(malformed.value))
+    assert "line 2" in str(malformed.value)
+    texts += [all_logs.text, *(r.getMessage() for r in all_logs.records)]
+    for text in texts:
+        for secret in hidden:
+            assert secret not in text, f"a password or hash leaked into: {text[:300]}"
