@@ -9,13 +9,15 @@ import gradio as gr
 import numpy as np
 import pytest
 
+from similarity.errors import SimilarityError
 from similarity.records import Product
 from similarity.search import SearchService
 from similarity.store import open_store
 from similarity.ui.files import UiFiles
 from similarity.ui.handlers import SearchHandlers
-from similarity.ui.map import EMPTY, NO_MAP, MapHandlers, product_card
+from similarity.ui.map import EMPTY, NO_MAP, MapHandlers
 from similarity.ui.map_data import NO_BRAND, OTHER_BRANDS, build_snapshot
+from similarity.ui.map_html import product_card
 
 from .map_fakes import FakeCatalogMap
 from .test_app_handlers import seed_catalog, tiny_settings
@@ -216,3 +218,19 @@ def photo_path(tmp_path) -> str:
     path = tmp_path / "query.png"
     make_image((200, 30, 30), (120, 100), shape=1).save(path)
     return str(path)
+
+
+class BrokenMap(FakeCatalogMap):
+    """A layout store that is down (e.g. a MongoDB outage)."""
+
+    def points(self, limit=None, offset=0):
+        raise SimilarityError("The catalog map is unavailable right now.")
+
+
+def test_a_broken_map_says_so_on_the_tab_and_never_fails_a_search(service, store, tmp_path, photo_path):
+    handlers = MapHandlers(service, UiFiles(tmp_path), catalog_map=BrokenMap(store))
+    with pytest.raises(gr.Error, match="unavailable right now"):
+        handlers.open_map(None, None, "", *ranking())
+    session = SearchHandlers(service, UiFiles(tmp_path)).search(photo_path, "", "", 0.5, *ranking()).session
+    assert handlers.follow_search(session, "v1:umap", *ranking()) == (gr.skip(), None)
+    assert handlers.refresh(session, None, "v1:umap", *ranking()) == gr.skip()

@@ -22,12 +22,13 @@ from typing import Any
 import gradio as gr
 
 from ..errors import SimilarityError
-from ..records import Filters, Product, SearchResult, thumbnail_data_url
+from ..records import Filters, SearchResult
 from ..search import Query, SearchService
 from . import format as fmt
 from .files import UiFiles
 from .handlers import SearchSession, user_errors
 from .map_data import MapSnapshot, build_snapshot
+from .map_html import CARD_CSS, CARD_HINT, CSS, TEMPLATE, product_card, tip
 from .ranking import RankArgs
 
 log = logging.getLogger(__name__)
@@ -37,31 +38,7 @@ LIBRARY = STATIC / "echarts" / "echarts.min.js"  # Apache ECharts 6.1.0 (Apache-
 POLL_S = 5.0  # while the PCA preview is shown, check this often whether the real layout is ready
 NO_MAP = "There is no map for this catalog (the layout service is not configured)."
 EMPTY = "The catalog is empty: add products to see the map."
-CARD_HINT = '<div class="map-card-hint">Click a point to see the product.</div>'
 GONE = "That point is no longer on the map; it has been redrawn."
-TEMPLATE = """<div class="map-view" data-lib="{lib}">
-<div class="map-tools"><label>Colour by <select class="map-colour" aria-label="Colour points by">
-<option value="category">category</option><option value="brand">brand</option><option value="color">colour</option>
-</select></label><button type="button" class="map-reset">Reset zoom</button>
-<span class="map-help">scroll to zoom · drag to pan · click a point</span></div>
-<div class="map-chart"></div></div>"""
-CSS = """
-.map-view {position: relative;}
-.map-tools {display: flex; gap: 12px; align-items: center; font-size: .85em; margin-bottom: 4px;}
-.map-tools select, .map-tools button {border: 1px solid var(--border-color-primary); border-radius: 6px;
-  padding: 2px 8px; background: var(--background-fill-primary);}
-.map-help {opacity: .6;}
-.map-chart {width: 100%; height: 560px;}
-"""
-CARD_CSS = """
-.map-card img {width: 100%; max-height: 220px; object-fit: contain; border-radius: 8px; background: #fff;}
-.map-card h3 {margin: 8px 0 4px; font-size: 1.05em;}
-.map-card dl {display: grid; grid-template-columns: max-content 1fr; gap: 2px 10px; margin: 0; font-size: .9em;}
-.map-card dt {opacity: .65;} .map-card dd {margin: 0;}
-.map-card-hint {opacity: .7; padding: 12px 0;}
-"""
-TIP_IMG_CSS = "width:64px;height:64px;object-fit:cover;border-radius:6px"
-TIP_CSS = "display:flex;gap:8px;align-items:center;max-width:280px;white-space:normal"
 
 
 @dataclasses.dataclass
@@ -111,7 +88,7 @@ class MapHandlers:
         for m in result.matches:
             if m.product.id in coords:
                 x, y = coords[m.product.id]
-                label = _tip(m.product, f"#{m.rank} · {m.score:.2f}")
+                label = tip(m.product, f"#{m.rank} · {m.score:.2f}")
                 out["matches"].append({"x": x, "y": y, "rank": m.rank, "id": m.product.id, "label": label})
         if query.source_id:  # "more like this": ring the product itself too
             source = self.catalog_map.coordinates([query.source_id]).get(query.source_id)
@@ -161,6 +138,7 @@ class MapHandlers:
             message["points"] = snap.payload()
         return json.dumps(message), note, snap.key, polling
 
+    @user_errors
     def poll(self, session: SearchSession | None, focus: MapFocus | None, sent: str, *ranking: Any) -> tuple:
         """Timer tick: redraw only when the layout changed (e.g. the PCA preview became the real layout)."""
         snap = self.snapshot()
@@ -169,19 +147,23 @@ class MapHandlers:
             return gr.skip(), self.note(snap, status), gr.skip(), gr.Timer(active=status == "preview")
         return self.open_map(session, focus, sent, *ranking)
 
-    @user_errors
     def follow_search(self, session: SearchSession | None, sent: str, *ranking: Any) -> tuple[Any, None]:
         """A search ran on the Search tab: the map now shows that query (and forgets its own)."""
         return self.refresh(session, None, sent, *ranking), None
 
-    @user_errors
     def refresh(self, session: SearchSession | None, focus: MapFocus | None, sent: str, *ranking: Any) -> Any:
-        """Filters or sliders changed: a new overlay for the same query (the points stay)."""
-        snap = self.snapshot() if sent else None
-        if snap is None or snap.key != sent:
-            return gr.skip()  # not drawn in this browser yet: opening the tab sends everything
-        args, _ = RankArgs.from_inputs(ranking)
-        return json.dumps({"overlay": self.overlay(snap, _query_of(session, focus), args)})
+        """Filters or sliders changed: a new overlay for the same query (the points stay).
+
+        It follows every search, so a map problem is logged, never shown: the Search tab reports its own."""
+        try:
+            snap = self.snapshot() if sent else None
+            if snap is None or snap.key != sent:
+                return gr.skip()  # not drawn in this browser yet: opening the tab sends everything
+            args, _ = RankArgs.from_inputs(ranking)
+            return json.dumps({"overlay": self.overlay(snap, _query_of(session, focus), args)})
+        except SimilarityError as exc:
+            log.warning("map overlay not updated: %s", exc)
+            return gr.skip()
 
     @user_errors
     def show_card(self, evt: gr.EventData) -> tuple[str, Any, str | None]:
@@ -210,7 +192,7 @@ class MapHandlers:
             product = next(iter(self.service.store.get([product_id])), None) if product_id else None
         except SimilarityError:
             return ""
-        return _tip(product, product.category, thumbnail=True) if product else ""
+        return tip(product, product.category, thumbnail=True) if product else ""
 
     @user_errors
     def more_like_this(self, product_id: str | None, sent: str, *ranking: Any) -> tuple[Any, Any, Any, MapFocus]:
@@ -256,29 +238,6 @@ def _query_of(session: SearchSession | None, focus: MapFocus | None) -> Query | 
 def _results_line(result: SearchResult) -> str:
     count = len(result.matches)
     return f"{count} similar product{'s' if count != 1 else ''}, numbered on the map by rank."
-
-
-def _tip(product: Product, detail: str, thumbnail: bool = False) -> str:
-    """A small hover card: thumbnail (optional), name, brand and a detail line; all escaped."""
-    thumb = thumbnail_data_url(product.thumbnail) if thumbnail else None
-    img = (
-        f'<img src="{thumb}" alt="" style="width:64px;height:64px;object-fit:cover;border-radius:6px">' if thumb else ""
-    )
-    brand = f"<br>{html.escape(product.brand)}" if product.brand else ""
-    text = f"<b>{html.escape(product.name or product.category)}</b>{brand}<br><small>{html.escape(detail)}</small>"
-    return f'<div style="{TIP_CSS}">{img}<div>{text}</div></div>'
-
-
-def product_card(product: Product) -> str:
-    """The clicked product's card (escaped HTML)."""
-    thumb = thumbnail_data_url(product.thumbnail)
-    img = f'<img src="{thumb}" alt="">' if thumb else ""
-    rows = [("Brand", product.brand or ""), ("Category", product.category), ("Type", product.subcategory)]
-    rows += [("Colours", ", ".join(product.colors)), ("Tags", ", ".join(product.tags))]
-    rows += [("Price", f"{product.price:,.2f}" if product.price is not None else "")]
-    details = "".join(f"<dt>{label}</dt><dd>{html.escape(value)}</dd>" for label, value in rows if value)
-    title = html.escape(product.name or product.category.capitalize())
-    return f'<div class="map-card" data-id="{html.escape(product.id)}">{img}<h3>{title}</h3><dl>{details}</dl></div>'
 
 
 def build_map_tab(handlers: MapHandlers, tab: gr.Tab, session: gr.State, ranking: Sequence[Any]) -> None:

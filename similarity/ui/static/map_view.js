@@ -49,7 +49,7 @@ function baseSeries() {
     if (pass && !pass(i)) dimmed.push(point); else groups[field.codes[i]].push(point);
   }
   const size = base.count < 2000 ? 9 : base.count < 20000 ? 6 : 3;  // small catalogs: bigger dots
-  const large = {type: "scatter", large: true, largeThreshold: 2000, progressive: 0, symbolSize: size};
+  const large = {type: "scatter", large: true, largeThreshold: 400, progressive: 0, symbolSize: size};
   const series = field.names.map((name, k) => ({
     ...large, id: BASE + k, name, data: groups[k], itemStyle: {color: field.colors[k], opacity: 0.8},
   }));
