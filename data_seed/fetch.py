@@ -8,7 +8,6 @@ ImageError, so the pipeline skips it with one line, and the failures are counted
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
 from collections import Counter
@@ -17,11 +16,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-from similarity.errors import ImageError
+from similarity.errors import HttpStatusError, ImageError
 from similarity.images import DEFAULT_GUARD, UrlGuard, fetch_url
 from similarity.ingest import IngestItem
 
-_STATUS = re.compile(r"HTTP (\d{3})")  # fetch_url reports a refused status as "... answered with HTTP 404."
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -124,8 +122,7 @@ def _reader(future: Future) -> Callable[[], bytes]:
 
 
 def _status(exc: ImageError) -> int | None:
-    match = _STATUS.search(str(exc))
-    return int(match.group(1)) if match else None
+    return exc.status if isinstance(exc, HttpStatusError) else None
 
 
 def _reason(exc: ImageError) -> str:

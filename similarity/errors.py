@@ -22,6 +22,14 @@ class ImageError(SimilarityError):
     """An image could not be read, decoded or fetched."""
 
 
+class HttpStatusError(ImageError):
+    """A fetched URL answered with an HTTP error status (kept in ``status``, e.g. for retrying 429 and 5xx)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"The URL answered with HTTP {status}.")
+        self.status = status
+
+
 class UrlRefusedError(ImageError):
     """A URL was refused by the fetch guard (scheme, address, size, type)."""
 

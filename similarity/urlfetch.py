@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import quote, urljoin, urlsplit
 
-from .errors import ImageError, UrlRefusedError
+from .errors import HttpStatusError, ImageError, UrlRefusedError
 
 MAX_URL_BYTES = 10 * 1024 * 1024  # the same cap as uploads (images.MAX_UPLOAD_BYTES)
 
@@ -324,7 +324,7 @@ def fetch_url(url: str, guard: UrlGuard = DEFAULT_GUARD) -> bytes:
                 location = resp.getheader("Location") if resp.status in _REDIRECTS else None
                 if location is None:
                     if not 200 <= resp.status < 300:
-                        raise ImageError(f"The URL answered with HTTP {resp.status}.")
+                        raise HttpStatusError(resp.status)
                     return _read_image_body(resp, conn, guard, deadline)
             finally:
                 if resp is not None:
