@@ -144,6 +144,7 @@ def test_more_like_this_ranks_the_products_neighbours_on_the_map(handlers, fake)
     assert len(gallery["value"]) == 5 and "5 similar products" in line
     assert focus.ids == [m["id"] for m in overlay["matches"]] and source not in focus.ids
     assert (overlay["source"]["x"], overlay["source"]["y"]) == pytest.approx(fake.coords[source])
+    assert (overlay["query"]["x"], overlay["query"]["y"]) == pytest.approx(fake.coords[source])  # on its product
     assert "like" in overlay["query"]["label"]
     # filters changed later: the map keeps this product as its query
     again = json.loads(handlers.refresh(None, focus, snap.key, *ranking(top_k=3)))["overlay"]

@@ -90,10 +90,10 @@ class MapHandlers:
                 x, y = coords[m.product.id]
                 label = tip(m.product, f"#{m.rank} · {m.score:.2f}")
                 out["matches"].append({"x": x, "y": y, "rank": m.rank, "id": m.product.id, "label": label})
-        if query.source_id:  # "more like this": ring the product itself too
-            source = self.catalog_map.coordinates([query.source_id]).get(query.source_id)
-            out["source"] = {"x": source[0], "y": source[1]} if source else None
-        placed = self.catalog_map.place(ids, [m.score for m in result.matches]) if ids else None
+        source = self.catalog_map.coordinates([query.source_id]).get(query.source_id) if query.source_id else None
+        if source is not None:  # "more like this": the query is the product itself (as in the API's "map")
+            out["source"] = {"x": source[0], "y": source[1]}
+        placed = source or (self.catalog_map.place(ids, [m.score for m in result.matches]) if ids else None)
         if placed is not None:
             out["query"] = {"x": float(placed[0]), "y": float(placed[1]), "label": self._query_label(query)}
         return out
