@@ -15,10 +15,11 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from similarity.accounts import Accounts, launch_auth
 from similarity.config import Settings
 from similarity.errors import SimilarityError
 from similarity.search import SearchService, build_service
@@ -27,14 +28,29 @@ if TYPE_CHECKING:
     from data_seed.first_start import FirstStartSeeder
 
 log = logging.getLogger("app")
+SHARE_WARNING = (
+    "warning: no users file (SIMILARITY_USERS_FILE): anyone with the share link can search "
+    "(the catalog stays read-only without the admin token)."
+)
 
 
-def build_demo(service: SearchService, seeder: FirstStartSeeder | None = None) -> gr.Blocks:
+def build_demo(
+    service: SearchService, accounts: Accounts | None = None, seeder: FirstStartSeeder | None = None
+) -> gr.Blocks:
     """The app's Blocks for an already-wired service (tests inject one on a memory store)."""
     from similarity.ui import build_blocks
 
     seeding = (lambda: seeder.status().as_dict()) if seeder is not None else None
-    return build_blocks(service, seeding=seeding)
+    return build_blocks(service, accounts=accounts, seeding=seeding)
+
+
+def sign_in_options(accounts: Accounts, share: bool) -> dict[str, Any]:
+    """``launch`` arguments for sign-in: a users file with users protects page and API alike."""
+    if accounts.passwords:
+        return launch_auth(accounts.users)  # type: ignore[arg-type]
+    if share:
+        print(SHARE_WARNING, file=sys.stderr)
+    return {}
 
 
 def seed_if_empty(service: SearchService, settings: Settings) -> FirstStartSeeder | None:
@@ -86,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = Settings.from_env()
+        accounts = Accounts.from_settings(settings)  # a malformed users file stops here, naming the line
         service = build_service(settings, background_index=True)
         # serve at once: an empty catalog seeds in the background, and the page shows its progress;
         # the first search waits for the index and the model
@@ -97,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     from similarity.ui import launch_options
 
     try:
-        build_demo(service, seeder).launch(share=args.share, mcp_server=args.mcp, **launch_options())
+        options = {**launch_options(), **sign_in_options(accounts, args.share)}
+        build_demo(service, accounts, seeder).launch(share=args.share, mcp_server=args.mcp, **options)
     finally:
         if seeder is not None:
             seeder.stop(timeout=30)  # after its current batch, before the store closes

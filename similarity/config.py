@@ -45,6 +45,8 @@ class Settings:
     ann_threshold: int = 50_000
     vector_dtype: str = "float32"
     seed_demo_on_empty: bool = True
+    users_file: str | None = None  # SIMILARITY_USERS_FILE: sign-in for the whole app (see similarity.accounts)
+    system: str = ""  # SYSTEM: "spaces" on a Hugging Face Space (turns on Hugging Face sign-in)
     seed_source: str = "demo"  # SIMILARITY_SEED_SOURCE: what an empty catalog is filled with (data_seed forms)
     seed_limit: int | None = None  # SIMILARITY_SEED_LIMIT: at most this many products on the first start
     seed_args: str = ""  # SIMILARITY_SEED_ARGS: data_seed dataset options, shell-quoted (--column F=C ...)
@@ -65,6 +67,10 @@ class Settings:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
         values["store_url"] = mask_url(self.store_url)
         return f"Settings({', '.join(f'{name}={value!r}' for name, value in values.items())})"
+
+    @property
+    def on_spaces(self) -> bool:
+        return self.system.strip().lower() == "spaces"
 
     @property
     def random_weights(self) -> bool:
@@ -106,6 +112,8 @@ _ENV_FIELDS: dict[str, tuple[tuple[str, ...], type]] = {
     "ann_threshold": (("SIMILARITY_ANN_THRESHOLD",), int),
     "vector_dtype": (("SIMILARITY_VECTOR_DTYPE",), str),
     "seed_demo_on_empty": (("SIMILARITY_SEED_DEMO",), bool),
+    "users_file": (("SIMILARITY_USERS_FILE",), str),
+    "system": (("SYSTEM",), str),
     "seed_source": (("SIMILARITY_SEED_SOURCE",), str),
     "seed_limit": (("SIMILARITY_SEED_LIMIT",), int),
     "seed_args": (("SIMILARITY_SEED_ARGS",), str),

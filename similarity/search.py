@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -44,6 +44,7 @@ class Query:
     text: str | None = None
     # unit vectors per modality ("image", "text"), so a new text weight needs no re-embedding
     parts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+    exclude: tuple[str, ...] = ()  # products left out of the matches too (a user's saved products)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "source_id": self.source_id, "text": self.text}
@@ -130,6 +131,19 @@ class SearchService:
             raise NotFoundError("That product is no longer in the catalog.")
         return Query(vector, "product", source_id=product_id)
 
+    def saved_query(self, product_ids: Sequence[str]) -> Query:
+        """A query from the normalised mean of products' stored vectors ("more like my saved products");
+        the products themselves are left out of the matches. Products no longer in the catalog are skipped."""
+        ids = tuple(dict.fromkeys(product_ids))
+        vectors = [v for v in (self.store.vector(i) for i in ids) if v is not None]
+        if not vectors:
+            raise NotFoundError("None of these saved products is in the catalog any more.")
+        mean = np.mean(np.stack(vectors).astype(np.float32), axis=0)
+        norm = float(np.linalg.norm(mean))
+        if norm < 1e-6:
+            raise SimilarityError("These saved products cancel each other out; remove one and try again.")
+        return Query((mean / norm).astype(np.float32), "saved", exclude=ids)
+
     def rank(
         self,
         query: Query,
@@ -141,12 +155,16 @@ class SearchService:
         top_k = _check_top_k(top_k)
         filters = filters or Filters()
         timings = dict(query.timings_ms)
-        extra = 1 if query.source_id else 0
+        exclude = set(query.exclude) - {query.source_id}
+        extra = (1 if query.source_id else 0) + len(exclude)
         with _timed(timings, "search"):
             ranking = self.ranker.rank(query.vector, filters, top_k + extra, min_score, self.settings.facet_candidates)
         pairs = [(i, s) for i, s in zip(ranking.ids, ranking.scores, strict=True) if i != query.source_id]
-        if query.source_id:  # the source product is left out of the matches, so out of the counts too
-            _discount(ranking.facets, self.store.get([query.source_id], thumbnails=False), filters)
+        pairs = [(i, s) for i, s in pairs if i not in exclude]
+        left_out = [query.source_id] if query.source_id else []
+        left_out += [i for i in ranking.ids if i in exclude]  # excluded products that made the ranked page
+        if left_out:  # products left out of the matches are left out of the counts too
+            _discount(ranking.facets, self.store.get(left_out, thumbnails=False), filters)
         with _timed(timings, "fetch"):
             products = {p.id: p for p in self.store.get([i for i, _ in pairs[:top_k]])}
         matches = [Match(products[i], s, rank) for rank, (i, s) in enumerate(pairs[:top_k], 1) if i in products]

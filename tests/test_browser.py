@@ -121,8 +121,11 @@ def test_upload_filter_and_more_like_this(page, app_url, photo):
     assert len(shown) == 6 and all(" bags " in c for c in shown), shown  # names carry the category
 
     picked = shown[1].split(" — ")[0]
-    page.locator("#results-gallery .thumbnail-item").nth(1).click()
+    page.locator("#results-gallery .thumbnail-item").nth(1).click()  # opens the result's detail view
+    page.locator("#detail-info").get_by_text(picked).wait_for()
+    page.locator("#detail-more").click()
     wait_for_source(page, r"like .+ \(from the catalog\)")
+    page.locator("#result-detail").wait_for(state="hidden")
     assert picked in page.locator("#results-source").inner_text()
     shown = captions(page)
     assert len(shown) == 5 and all(" bags " in c for c in shown), shown  # filter kept; the product left out

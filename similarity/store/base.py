@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ModelMismatchError
+from ..errors import LimitError, ModelMismatchError
 from ..records import FACET_GROUPS, Product
 
 if TYPE_CHECKING:
@@ -53,6 +53,23 @@ class Ranking:
     ids: list[str]
     scores: list[float]
     facets: Facets
+
+
+# -- saved products: records and the per-user cap (the methods are at the end of CatalogStore) --------
+SAVED_LIMIT = 1000  # saved products per user
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedRecord:
+    """One saved product of one user: ``saved_at`` in seconds since the epoch."""
+
+    product_id: str
+    note: str = ""
+    saved_at: float = 0.0
+
+
+def saved_limit_error(limit: int) -> LimitError:
+    return LimitError(f"You have saved {limit} products, the most one account can keep; remove some first.")
 
 
 class Ranker(abc.ABC):
@@ -147,6 +164,27 @@ class CatalogStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- saved products (per user; see similarity.saved) --------------------------------------------
+    # Kept next to the catalog but independent of it: a saved product that leaves the catalog stays saved
+    # (shown as "no longer in the catalog") until its user removes it.
+
+    @abc.abstractmethod
+    def save_product(self, user: str, product_id: str, note: str = "", *, limit: int = SAVED_LIMIT) -> bool:
+        """Save ``product_id`` for ``user``; True if newly saved, False if it already was (a no-op, the
+        note unchanged). Raises ``LimitError`` when the user already has ``limit`` saved products."""
+
+    @abc.abstractmethod
+    def unsave_product(self, user: str, product_id: str) -> bool:
+        """Remove a saved product; True if it was saved."""
+
+    @abc.abstractmethod
+    def saved_products(self, user: str) -> list[SavedRecord]:
+        """The user's saved products, newest first."""
+
+    @abc.abstractmethod
+    def set_saved_note(self, user: str, product_id: str, note: str) -> bool:
+        """Replace the note of a saved product; False if it is not saved."""
 
 
 _PASSWORD = re.compile(r"(?<=://)([^:/@]+):([^@/]*)@")

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import StoreError
 from ..records import Product
-from .base import FACET_ATTRIBUTES, CatalogStore, UpsertReport, VectorBatch
+from .base import FACET_ATTRIBUTES, SAVED_LIMIT, CatalogStore, SavedRecord, UpsertReport, VectorBatch
+from .saved_sqlite import SqliteSaved
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -68,6 +69,7 @@ class LocalStore(CatalogStore):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: no corruption on a crash
             self._db.executescript(_SCHEMA)
+            self._saved = SqliteSaved(self._db, self._lock, self.display_url)
         except sqlite3.Error:
             raise StoreError(f"Cannot open the catalog file {self.display_url} (not a SQLite catalog?).") from None
 
@@ -166,6 +168,19 @@ class LocalStore(CatalogStore):
             self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
             self._db.execute("COMMIT")
         return removed
+
+    # -- saved products (the ``saved`` table, see saved_sqlite.py) ---------------------------------------
+    def save_product(self, user: str, product_id: str, note: str = "", *, limit: int = SAVED_LIMIT) -> bool:
+        return self._saved.save(user, product_id, note, limit)
+
+    def unsave_product(self, user: str, product_id: str) -> bool:
+        return self._saved.unsave(user, product_id)
+
+    def saved_products(self, user: str) -> list[SavedRecord]:
+        return self._saved.list(user)
+
+    def set_saved_note(self, user: str, product_id: str, note: str) -> bool:
+        return self._saved.set_note(user, product_id, note)
 
     def integrity_ok(self) -> bool:
         return self._query("PRAGMA integrity_check")[0][0] == "ok"

@@ -8,14 +8,19 @@ from typing import Any
 
 import gradio as gr
 
+from ..accounts import Accounts
 from ..errors import SimilarityError
 from ..records import CATEGORIES, COLORS
+from ..saved import SavedProducts
 from ..search import DEFAULT_TOP_K, SearchService
 from . import format as fmt
 from .api import SearchApi
 from .catalog import READ_ONLY, WRITABLE, CatalogHandlers
+from .detail import DetailHandlers, detail_view, wire_detail
 from .files import UiFiles
 from .handlers import SearchHandlers
+from .saved import SavedHandlers, browser_state, build_saved_tab
+from .saved_api import SavedApi, build_saved_api
 
 log = logging.getLogger(__name__)
 
@@ -38,27 +43,39 @@ SCROLL_TO_RESULTS = """() => {
 def build_blocks(
     service: SearchService,
     files: UiFiles | None = None,
+    accounts: Accounts | None = None,
     seeding: Callable[[], Mapping[str, Any]] | None = None,  # the first start's seeding progress (app.py)
 ) -> gr.Blocks:
     files = files or UiFiles()
+    accounts = accounts or Accounts()
+    saved = SavedProducts(service.store)
+    detail = DetailHandlers(saved, files)
+    saved_tab = SavedHandlers(service, saved, files, accounts)
     search = SearchHandlers(service, files)
     catalog = CatalogHandlers(service, files)
     info = _info(service)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
         gr.Markdown(INTRO, elem_id="intro")
+        if accounts.oauth:  # only on a Space: elsewhere Gradio would switch on a mocked sign-in
+            gr.LoginButton(elem_id="login")
+        browser = browser_state(accounts)
         if info["random_weights"]:
             gr.HTML(fmt.random_weights_banner(info["model"]), elem_id="weights-banner")
         _loading_status(service, seeding)
         with gr.Tabs():
             with gr.Tab("Search", id="search"):
-                _search_tab(search, _example_paths(service, files))
+                _search_tab(search, _example_paths(service, files), detail, browser)
+            with gr.Tab("Saved", id="saved") as saved_page:
+                refresh = build_saved_tab(saved_tab, browser, demo)
+            saved_page.select(**refresh)
             with gr.Tab("Catalog", id="catalog"):
                 _catalog_tab(demo, catalog)
         footer = gr.Markdown(_footer(service), elem_id="footer")
         if info["precision"] is None:  # auto is still probing: each page load shows the choice so far
             demo.load(lambda: _footer(service), outputs=footer, api_visibility="private", queue=False)
         _api(SearchApi(service))
+        build_saved_api(SavedApi(saved))
     demo.queue(default_concurrency_limit=2, max_size=32)  # 2 vCPUs; a bounded queue sheds load
     return demo
 
@@ -81,7 +98,7 @@ def _loading_status(service: SearchService, seeding: Callable[[], Mapping[str, A
     timer.tick(status, outputs=[line, timer], show_progress="hidden", **PRIVATE)
 
 
-def _search_tab(handlers: SearchHandlers, examples: list[str]) -> None:
+def _search_tab(handlers: SearchHandlers, examples: list[str], detail: DetailHandlers, browser: Any) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300, elem_id="query-column"):
             image = gr.Image(
@@ -108,6 +125,7 @@ def _search_tab(handlers: SearchHandlers, examples: list[str]) -> None:
                             cache_examples=False, examples_per_page=EXAMPLES, **PRIVATE)  # fmt: skip
         with gr.Column(scale=5, min_width=320):
             source = gr.HTML(START_HINT, elem_id="results-source")
+            shown = detail_view()  # a clicked result: details, Save, More like this
             gallery = gr.Gallery(
                 label="Similar products",
                 show_label=False,
@@ -144,7 +162,7 @@ def _search_tab(handlers: SearchHandlers, examples: list[str]) -> None:
     rerank = {"fn": handlers.rerank, "inputs": [text_weight, *ranking, session], "show_progress": "minimal"}
     triggers = [g.input for g in groups] + [top_k.release, min_score.release, text_weight.release]
     gr.on(triggers, **rerank, **common, trigger_mode="always_last")
-    gallery.select(handlers.more_like_this, inputs=[*ranking, session], **common)
+    wire_detail(shown, detail, gallery, handlers.similar, ranking, session, browser, outputs)
     clear.add([image, url, text, gallery, timings])
     reset = [session, source, tag_panel, *groups]
     clear.click(lambda: (None, START_HINT, TAG_HINT, *[_hidden_group()] * len(groups)), outputs=reset, **PRIVATE)

@@ -24,7 +24,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from ...config import MONGO_SEARCH_MODES
 from ...errors import ConfigError
 from ...records import Product
-from ..base import FACET_ATTRIBUTES, CatalogStore, Ranker, UpsertReport, VectorBatch
+from ..base import FACET_ATTRIBUTES, SAVED_LIMIT, CatalogStore, Ranker, SavedRecord, UpsertReport, VectorBatch
 from .atlas import AtlasRanker, VectorSearchIndex
 from .codec import (
     as_utc,
@@ -38,6 +38,7 @@ from .codec import (
     to_vector,
 )
 from .connection import Connection, mongo_client
+from .saved import MongoSaved
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -73,6 +74,7 @@ class MongoStore(CatalogStore):
         self.db_name, self.collection_name = db_name, collection_name
         self.search, self.index_name = search, index_name
         self.vector_index = VectorSearchIndex(self.conn, index_name)
+        self.saved = MongoSaved(self.conn)  # the `saved` collection in the same database
         self._indexed = False
         self._resolved: str | None = None
 
@@ -240,6 +242,19 @@ class MongoStore(CatalogStore):
         ``poll``, ``progress``, ``dimensions``, as ``VectorSearchIndex.create`` takes them)."""
         self.vector_index.create(quantization, **options)
         self._resolved = None  # auto mode re-detects on the next ranker() call
+
+    # -- saved products (saved.py) -----------------------------------------------------------------
+    def save_product(self, user: str, product_id: str, note: str = "", *, limit: int = SAVED_LIMIT) -> bool:
+        return self.saved.save(user, product_id, note, limit)
+
+    def unsave_product(self, user: str, product_id: str) -> bool:
+        return self.saved.unsave(user, product_id)
+
+    def saved_products(self, user: str) -> list[SavedRecord]:
+        return self.saved.list(user)
+
+    def set_saved_note(self, user: str, product_id: str, note: str) -> bool:
+        return self.saved.set_note(user, product_id, note)
 
     # -- misc ------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
