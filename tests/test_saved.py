@@ -252,8 +252,9 @@ def test_login_button_only_on_a_space(service):
     assert "Sign in with Hugging Face" not in labels
     assert "browserstate" in [c.get("type") for c in elsewhere.config["components"]]
     # on a Space (what the Space sets with hf_oauth: true; Gradio reads these when it is imported)
-    space = {"SYSTEM": "spaces", "SPACE_ID": "someone/products", "OAUTH_CLIENT_ID": "test-client", "OAUTH_CLIENT_SECRET": "test-secret",
-             "OAUTH_SCOPES": "openid profile", "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}  # fmt: skip
+    space = {"SYSTEM": "spaces", "SPACE_ID": "someone/products", "OAUTH_CLIENT_ID": "test-client",
+             "OAUTH_CLIENT_SECRET": "test-secret", "OAUTH_SCOPES": "openid profile",
+             "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("SYSTEM", "SIMILARITY_USERS_FILE")}
     done = subprocess.run([sys.executable, "-c", SPACE_SCRIPT], capture_output=True, text=True, timeout=180,
                           env={**env, **TINY_ENV, **space}, cwd=ROOT)  # fmt: skip
