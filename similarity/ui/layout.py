@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 
@@ -17,8 +17,10 @@ from . import format as fmt
 from .api import SearchApi
 from .catalog import READ_ONLY, WRITABLE, CatalogHandlers
 from .detail import DetailHandlers, detail_view, wire_detail
+from .explain import ExplainHandlers, build_explain_panel
 from .files import UiFiles
 from .handlers import SearchHandlers
+from .map import MapHandlers, build_map_tab
 from .saved import SavedHandlers, browser_state, build_saved_tab
 from .saved_api import SavedApi, build_saved_api
 
@@ -65,10 +67,13 @@ def build_blocks(
         _loading_status(service, seeding)
         with gr.Tabs():
             with gr.Tab("Search", id="search"):
-                _search_tab(search, _example_paths(service, files), detail, browser)
+                parts = _search_tab(search, _example_paths(service, files), detail, browser)
+                build_explain_panel(ExplainHandlers(service), parts.image, parts.url, parts.session, parts.gallery)
             with gr.Tab("Saved", id="saved") as saved_page:
                 refresh = build_saved_tab(saved_tab, browser, demo)
             saved_page.select(**refresh)
+            with gr.Tab("Map", id="map") as map_page:
+                build_map_tab(MapHandlers(service, files), map_page, parts.session, parts.ranking)
             with gr.Tab("Catalog", id="catalog"):
                 _catalog_tab(demo, catalog)
         footer = gr.Markdown(_footer(service), elem_id="footer")
@@ -98,7 +103,17 @@ def _loading_status(service: SearchService, seeding: Callable[[], Mapping[str, A
     timer.tick(status, outputs=[line, timer], show_progress="hidden", **PRIVATE)
 
 
-def _search_tab(handlers: SearchHandlers, examples: list[str], detail: DetailHandlers, browser: Any) -> None:
+class SearchParts(NamedTuple):
+    """The Search tab's components that other tabs and panels read."""
+
+    image: Any
+    url: Any
+    session: Any
+    ranking: list  # RANK_INPUTS order
+    gallery: Any
+
+
+def _search_tab(handlers: SearchHandlers, examples: list[str], detail: DetailHandlers, browser: Any) -> SearchParts:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300, elem_id="query-column"):
             image = gr.Image(
@@ -166,6 +181,7 @@ def _search_tab(handlers: SearchHandlers, examples: list[str], detail: DetailHan
     clear.add([image, url, text, gallery, timings])
     reset = [session, source, tag_panel, *groups]
     clear.click(lambda: (None, START_HINT, TAG_HINT, *[_hidden_group()] * len(groups)), outputs=reset, **PRIVATE)
+    return SearchParts(image, url, session, ranking, gallery)
 
 
 def _hidden_group() -> dict[str, Any]:
