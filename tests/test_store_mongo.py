@@ -46,7 +46,22 @@ def mongomock_store(client=None, **kwargs) -> MongoStore:
 
 class TestMongoStoreExact(StoreContract):
     def make_store(self):
-        return mongomock_store()
+        return mongomock_store(feed_overlap=0.0)  # one process: no writes to re-report (see the overlap test)
+
+    def test_the_feed_reports_recent_writes_again_and_the_index_stays_right(self):
+        store = mongomock_store()  # the default overlap covers writers in other processes
+        products = make_products(30)
+        store.upsert(products[:20])
+        index = StoreIndex(store)
+        index.current()
+        marker = store.changes(None).marker
+        store.upsert(products[20:22])
+        store.delete([products[0].id])
+        change = store.changes(marker)
+        assert set(change.upserted_ids) >= {p.id for p in products[1:22]}  # the recent seed is reported again
+        assert change.removed_ids == (products[0].id,)
+        ranking = index.rank(products[0].embedding, Filters(), 30, None, 30)
+        assert products[0].id not in ranking.ids and len(ranking.ids) == 21
 
     def test_document_schema(self, store):
         product = make_products(1)[0]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import LimitError, ModelMismatchError
+from ..errors import LimitError, ModelMismatchError, StoreError
 from ..records import FACET_GROUPS, Product
 
 if TYPE_CHECKING:
@@ -93,7 +93,75 @@ class Ranker(abc.ABC):
         return "ready"
 
 
-class CatalogStore(abc.ABC):
+# -- change feed and metadata edits (catalog management) ------------------------------------------
+# Every store reports what changed since a marker, so the in-memory index is patched instead of reloaded.
+EDITABLE_FIELDS = (
+    "name", "category", "subcategory", "brand", "colors", "tags", "target_audience", "price", "description",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeSet:
+    """What changed since a marker: ids now stored (added or replaced) and ids removed.
+
+    ``marker`` is passed back as ``since`` next time. ``complete=False`` means the store cannot tell
+    (unknown or too old a marker): the caller reloads everything. Reporting an id again is harmless.
+    """
+
+    marker: str
+    upserted_ids: tuple[str, ...] = ()
+    removed_ids: tuple[str, ...] = ()
+    complete: bool = True
+
+    def __len__(self) -> int:
+        return len(self.upserted_ids) + len(self.removed_ids)
+
+
+class ChangeFeed:
+    """Mixin of ``CatalogStore``: defaults that backends override with cheap, precise versions."""
+
+    def changes(self, since: str | None) -> ChangeSet:
+        """Changes after ``since`` (None: just the current marker, ``complete=False``)."""
+        return ChangeSet(self.version(), complete=False)  # type: ignore[attr-defined]
+
+    def edit(self, id: str, fields: dict[str, Any]) -> Product | None:
+        """Replace metadata ``fields`` of one product (never its vector); keeps ``created_at``, moves
+        ``updated_at``. Returns the edited product (no embedding), or None when ``id`` is unknown."""
+        check_editable(fields)
+        found = self.get([id])  # type: ignore[attr-defined]
+        vector = self.vector(id)  # type: ignore[attr-defined]
+        if not found or vector is None:
+            return None
+        self.upsert([dataclasses.replace(found[0], **fields, embedding=vector)])  # type: ignore[attr-defined]
+        return self.get([id])[0]  # type: ignore[attr-defined]
+
+    def ids_with_prefix(self, prefix: str, limit: int = 20) -> list[str]:
+        """Up to ``limit`` stored ids starting with ``prefix``, in id order."""
+        out: list[str] = []
+        for batch in self.iter_products(1000, vectors=False):  # type: ignore[attr-defined]
+            out.extend(p.id for p in batch if p.id.startswith(prefix))
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+    def load_vectors_of(self, ids: Sequence[str]) -> VectorBatch:
+        """Vectors and facet values of ``ids`` that are stored (the rows a change feed names)."""
+        products = self.get(ids, thumbnails=False)  # type: ignore[attr-defined]
+        for p in products:
+            p.embedding = self.vector(p.id)  # type: ignore[attr-defined]
+        return VectorBatch.from_products([p for p in products if p.embedding is not None])
+
+
+def check_editable(fields: dict[str, Any]) -> None:
+    unknown = sorted(set(fields) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise StoreError(f"Cannot edit {', '.join(unknown)}; editable fields: {', '.join(EDITABLE_FIELDS)}.")
+
+
+# -- end of change feed -----------------------------------------------------------------------------
+
+
+class CatalogStore(ChangeFeed, abc.ABC):
     """Catalog persistence. Writes are atomic per ``upsert`` call and idempotent by product id."""
 
     backend: str = "store"

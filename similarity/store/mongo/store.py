@@ -14,17 +14,29 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from pymongo import IndexModel, UpdateOne
+from pymongo import IndexModel, ReturnDocument, UpdateOne
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from ...config import MONGO_SEARCH_MODES
 from ...errors import ConfigError
 from ...records import Product
-from ..base import FACET_ATTRIBUTES, SAVED_LIMIT, CatalogStore, Ranker, SavedRecord, UpsertReport, VectorBatch
+from ..base import (
+    FACET_ATTRIBUTES,
+    SAVED_LIMIT,
+    CatalogStore,
+    ChangeSet,
+    Ranker,
+    SavedRecord,
+    UpsertReport,
+    VectorBatch,
+    check_editable,
+)
+from . import changes as feed
 from .atlas import AtlasRanker, VectorSearchIndex
 from .codec import (
     as_utc,
@@ -67,6 +79,7 @@ class MongoStore(CatalogStore):
         url: str | None = None,
         connect: Callable[[], Any] | None = None,
         collection: Any = None,
+        feed_overlap: float = feed.OVERLAP_SECONDS,
     ) -> None:
         if search not in MONGO_SEARCH_MODES:
             raise ConfigError(f"SIMILARITY_MONGO_SEARCH={search!r} is not valid; choose one of: auto, atlas, exact")
@@ -76,6 +89,8 @@ class MongoStore(CatalogStore):
         self.vector_index = VectorSearchIndex(self.conn, index_name)
         self.saved = MongoSaved(self.conn)  # the `saved` collection in the same database
         self._indexed = False
+        self._feed_ready = False  # the tombstones collection and its horizon exist
+        self.feed_overlap = feed_overlap  # seconds of writes the change feed reports again (changes.py)
         self._resolved: str | None = None
 
     @classmethod
@@ -131,6 +146,7 @@ class MongoStore(CatalogStore):
                 for p in latest.values()
             ]
             result = coll.bulk_write(ops, ordered=False)
+            self._tombstones(coll, now).clear(list(latest))  # stored again: no longer removed
         return UpsertReport(added=result.upserted_count, updated=result.matched_count)
 
     def _ensure_indexes(self, coll: Any) -> None:
@@ -145,10 +161,18 @@ class MongoStore(CatalogStore):
         self._indexed = True
 
     def delete(self, ids: Sequence[str]) -> int:
-        ids = list(ids)
+        ids = list(dict.fromkeys(ids))
         if not ids:
             return 0
-        return self._run("delete products", lambda c: c.delete_many({"_id": {"$in": ids}}).deleted_count)
+
+        def delete(coll: Any) -> int:
+            found = [d["_id"] for d in coll.find({"_id": {"$in": ids}}, {"_id": 1})]
+            tombstones = self._tombstones(coll)
+            # the tombstone goes first: a removal is never missed by the feed, at worst reported early
+            tombstones.record(found, next_timestamp(_latest_write(coll, tombstones)))
+            return coll.delete_many({"_id": {"$in": found}}).deleted_count if found else 0
+
+        return self._run("delete products", delete)
 
     # -- reads -----------------------------------------------------------------------------------
     def get(self, ids: Sequence[str], *, thumbnails: bool = True) -> list[Product]:
@@ -183,20 +207,9 @@ class MongoStore(CatalogStore):
         return self._run("check the catalog version", marker)
 
     def load_vectors(self) -> VectorBatch:
-        def load(coll: Any) -> VectorBatch:
-            ids: list[str] = []
-            vectors: list[np.ndarray] = []
-            facets: dict[str, list[tuple[str, ...]]] = {attr: [] for attr in FACET_ATTRIBUTES}
-            for doc in coll.find({}, _VECTOR_PROJECTION).sort("_id", 1).batch_size(2000):
-                if doc.get("embedding") is None:
-                    continue
-                ids.append(doc["_id"])
-                vectors.append(to_vector(doc["embedding"]))
-                for attr in FACET_ATTRIBUTES:
-                    facets[attr].append(facet_tuple(doc.get(attr)))
-            return VectorBatch(ids, stack_vectors(vectors), facets)
-
-        return self._run("load the vectors", load)
+        return self._run(
+            "load the vectors", lambda c: _batch(c.find({}, _VECTOR_PROJECTION).sort("_id", 1).batch_size(2000))
+        )
 
     def iter_products(self, batch_size: int = 256, *, vectors: bool = True) -> Iterator[list[Product]]:
         projection = None if vectors else {"embedding": 0}
@@ -256,6 +269,45 @@ class MongoStore(CatalogStore):
     def set_saved_note(self, user: str, product_id: str, note: str) -> bool:
         return self.saved.set_note(user, product_id, note)
 
+    # -- change feed (changes.py) ------------------------------------------------------------------
+    def _tombstones(self, coll: Any, now: dt.datetime | None = None) -> feed.Tombstones:
+        tombstones = feed.Tombstones(coll)
+        if not self._feed_ready:
+            tombstones.ensure(now or next_timestamp(None))
+            self._feed_ready = True
+        return tombstones
+
+    def changes(self, since: str | None) -> ChangeSet:
+        def read(coll: Any) -> ChangeSet:
+            self._tombstones(coll)  # the feed starts here for a catalog written before it existed
+            return feed.changes(coll, _latest_update(coll), since, self.feed_overlap)
+
+        return self._run("read the catalog changes", read)
+
+    def edit(self, id: str, fields: dict[str, Any]) -> Product | None:
+        check_editable(fields)
+        values = {k: list(v) if k in ("colors", "tags") else v for k, v in fields.items()}
+
+        def edit(coll: Any) -> dict[str, Any] | None:
+            now = next_timestamp(_latest_write(coll, self._tombstones(coll)))
+            return coll.find_one_and_update(
+                {"_id": id}, {"$set": {**values, "updated_at": now}}, projection={"embedding": 0},
+                return_document=ReturnDocument.AFTER,
+            )  # fmt: skip
+
+        doc = self._run("edit a product", edit)
+        return to_product(doc) if doc else None
+
+    def ids_with_prefix(self, prefix: str, limit: int = 20) -> list[str]:
+        query = {"_id": {"$regex": "^" + re.escape(prefix)}}  # anchored: served by the _id index
+        return self._run(
+            "read product ids", lambda c: [d["_id"] for d in c.find(query, {"_id": 1}).sort("_id", 1).limit(limit)]
+        )
+
+    def load_vectors_of(self, ids: Sequence[str]) -> VectorBatch:
+        wanted = list(dict.fromkeys(ids))
+        return self._run("load the vectors", lambda c: _batch(c.find({"_id": {"$in": wanted}}, _VECTOR_PROJECTION)))
+
     # -- misc ------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         info = super().describe()
@@ -264,6 +316,25 @@ class MongoStore(CatalogStore):
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _batch(docs: Any) -> VectorBatch:
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+    facets: dict[str, list[tuple[str, ...]]] = {attr: [] for attr in FACET_ATTRIBUTES}
+    for doc in docs:
+        if doc.get("embedding") is None:
+            continue
+        ids.append(doc["_id"])
+        vectors.append(to_vector(doc["embedding"]))
+        for attr in FACET_ATTRIBUTES:
+            facets[attr].append(facet_tuple(doc.get(attr)))
+    return VectorBatch(ids, stack_vectors(vectors), facets)
+
+
+def _latest_write(coll: Any, tombstones: feed.Tombstones) -> dt.datetime | None:
+    stamps = [t for t in (_latest_update(coll), tombstones.latest()) if t is not None]
+    return max(stamps) if stamps else None
 
 
 def _latest_update(coll: Any) -> dt.datetime | None:
