@@ -2,7 +2,7 @@
 
     python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected)
     python app.py --share    # plus a temporary public gradio.live link
-    python app.py --mcp      # plus Gradio's MCP server (needs: pip install "gradio[mcp]")
+    python app.py --no-mcp   # without the MCP server (on by default where the mcp package is installed)
 
 Configuration comes from the environment (see README): catalog store, CLIP model, tagger, admin token.
 """
@@ -21,7 +21,7 @@ import gradio as gr
 
 from similarity.accounts import Accounts, launch_auth
 from similarity.config import Settings
-from similarity.errors import SimilarityError
+from similarity.errors import ConfigError, SimilarityError
 from similarity.search import SearchService, build_service
 
 if TYPE_CHECKING:
@@ -71,6 +71,8 @@ def seed_if_empty(service: SearchService, settings: Settings) -> FirstStartSeede
 def warm_up(service: SearchService) -> list[threading.Thread]:
     """Start loading the catalog index and the model side by side; failures show on the page and on search."""
     loaders = {"catalog index": service.ranker.warm, "model": service.embedder.load}
+    if service.catalog_map is not None:  # the map's layout: loaded if saved and current, else fitted in the background
+        loaders["catalog map"] = service.catalog_map.start
     jobs = [
         threading.Thread(target=_load, args=item, name=f"warm-up {item[0]}", daemon=True) for item in loaders.items()
     ]
@@ -87,21 +89,34 @@ def _load(name: str, load: Callable[[], None]) -> None:
         log.error("%s", exc)
 
 
+def mcp_server(flag: bool | None, setting: bool | None, installed: bool | None = None) -> bool:
+    """--mcp / --no-mcp, else GRADIO_MCP_SERVER, else on exactly where the ``mcp`` package is installed."""
+    installed = importlib.util.find_spec("mcp") is not None if installed is None else installed
+    wanted = flag if flag is not None else setting
+    if wanted and not installed:
+        raise ConfigError('The MCP server needs the MCP extra: pip install "gradio[mcp]" (then run again).')
+    return installed if wanted is None else wanted
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Find similar products by photo, URL or text.")
     parser.add_argument("--share", action="store_true", help="also create a temporary public gradio.live link")
-    parser.add_argument("--mcp", action="store_true", help="also serve the search endpoints as MCP tools")
+    parser.add_argument(
+        "--mcp",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve the search endpoints as MCP tools at /gradio_api/mcp/ (default: on where the mcp package "
+        "is installed, or GRADIO_MCP_SERVER=true/false)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.mcp and importlib.util.find_spec("mcp") is None:
-        print('--mcp needs the MCP extra: pip install "gradio[mcp]" (then run again).', file=sys.stderr)
-        return 2
     try:
         settings = Settings.from_env()
+        mcp = mcp_server(args.mcp, settings.mcp_server)
         accounts = Accounts.from_settings(settings)  # a malformed users file stops here, naming the line
         service = build_service(settings, background_index=True)
         # serve at once: an empty catalog seeds in the background, and the page shows its progress;
@@ -115,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         options = {**launch_options(), **sign_in_options(accounts, args.share)}
-        build_demo(service, accounts, seeder).launch(share=args.share, mcp_server=args.mcp, **options)
+        build_demo(service, accounts, seeder).launch(share=args.share, mcp_server=mcp, **options)
     finally:
         if seeder is not None:
             seeder.stop(timeout=30)  # after its current batch, before the store closes

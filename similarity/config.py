@@ -19,6 +19,7 @@ DEFAULT_STORE = f"sqlite:///{APP_DIR / 'data' / 'catalog.db'}"
 TAGGERS = ("auto", "gemini", "clip", "off")
 MONGO_SEARCH_MODES = ("auto", "atlas", "exact")
 VECTOR_DTYPES = ("float32", "float16")
+MAP_LAYOUTS = ("umap", "pca", "off")
 DEFAULT_GEMINI_MODEL = "gemini-3.5-flash-lite"  # stable flash-lite (2026-07); 2.5-flash-lite is withdrawn
 
 
@@ -45,17 +46,24 @@ class Settings:
     ann_threshold: int = 50_000
     vector_dtype: str = "float32"
     seed_demo_on_empty: bool = True
-    users_file: str | None = None  # SIMILARITY_USERS_FILE: sign-in for the whole app (see similarity.accounts)
-    system: str = ""  # SYSTEM: "spaces" on a Hugging Face Space (turns on Hugging Face sign-in)
+    map_layout: str = "umap"  # SIMILARITY_MAP: umap | pca | off (the Map tab's layout method)
+    map_sample: int = 50_000  # SIMILARITY_MAP_SAMPLE: the most products a layout is fitted on
+    numba_cache_dir: str = ""  # NUMBA_CACHE_DIR: where the layout worker keeps compiled UMAP code ("" = temp dir)
     seed_source: str = "demo"  # SIMILARITY_SEED_SOURCE: what an empty catalog is filled with (data_seed forms)
     seed_limit: int | None = None  # SIMILARITY_SEED_LIMIT: at most this many products on the first start
     seed_args: str = ""  # SIMILARITY_SEED_ARGS: data_seed dataset options, shell-quoted (--column F=C ...)
+    users_file: str | None = None  # SIMILARITY_USERS_FILE: sign-in for the whole app (see similarity.accounts)
+    system: str = ""  # SYSTEM: "spaces" on a Hugging Face Space (turns on Hugging Face sign-in)
+    mcp_server: bool | None = None  # GRADIO_MCP_SERVER: MCP tools (unset: on where the mcp package is installed)
 
     def __post_init__(self) -> None:
         _check_choice("SIMILARITY_TAGGER", self.tagger, TAGGERS)
         _check_choice("SIMILARITY_MONGO_SEARCH", self.mongo_search, MONGO_SEARCH_MODES)
         _check_choice("SIMILARITY_VECTOR_DTYPE", self.vector_dtype, VECTOR_DTYPES)
         _check_choice("SIMILARITY_PRECISION", self.precision, PRECISIONS)
+        _check_choice("SIMILARITY_MAP", self.map_layout, MAP_LAYOUTS)
+        if self.map_sample < 100:
+            raise ConfigError("SIMILARITY_MAP_SAMPLE must be at least 100")
         if self.batch_size < 1 or self.facet_candidates < 1:
             raise ConfigError("batch size and facet candidates must be at least 1")
         if self.seed_limit is not None and self.seed_limit < 1:
@@ -112,11 +120,15 @@ _ENV_FIELDS: dict[str, tuple[tuple[str, ...], type]] = {
     "ann_threshold": (("SIMILARITY_ANN_THRESHOLD",), int),
     "vector_dtype": (("SIMILARITY_VECTOR_DTYPE",), str),
     "seed_demo_on_empty": (("SIMILARITY_SEED_DEMO",), bool),
-    "users_file": (("SIMILARITY_USERS_FILE",), str),
-    "system": (("SYSTEM",), str),
+    "map_layout": (("SIMILARITY_MAP",), str),
+    "map_sample": (("SIMILARITY_MAP_SAMPLE",), int),
+    "numba_cache_dir": (("NUMBA_CACHE_DIR",), str),
     "seed_source": (("SIMILARITY_SEED_SOURCE",), str),
     "seed_limit": (("SIMILARITY_SEED_LIMIT",), int),
     "seed_args": (("SIMILARITY_SEED_ARGS",), str),
+    "users_file": (("SIMILARITY_USERS_FILE",), str),
+    "system": (("SYSTEM",), str),
+    "mcp_server": (("GRADIO_MCP_SERVER",), bool),
 }
 
 
@@ -140,7 +152,8 @@ def _parse(names: tuple[str, ...], raw: str, kind: type) -> object:
             return int(raw)
         except ValueError:
             raise ConfigError(f"{names[0]} must be a whole number") from None
-    return raw.lower() if names[0] in ("SIMILARITY_TAGGER", "SIMILARITY_MONGO_SEARCH", "SIMILARITY_PRECISION") else raw
+    lowered = ("SIMILARITY_TAGGER", "SIMILARITY_MONGO_SEARCH", "SIMILARITY_PRECISION", "SIMILARITY_MAP")
+    return raw.lower() if names[0] in lowered else raw
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -26,6 +26,7 @@ from .tagging import TagResult, describe_job
 
 if TYPE_CHECKING:
     from .embedder import OpenClipEmbedder
+    from .map import CatalogMap
     from .store.base import CatalogStore, Ranker
 
 MAX_TOP_K = 100
@@ -67,8 +68,10 @@ class SearchService:
         tagger: Any = None,
         settings: Settings | None = None,
         ranker: Ranker | None = None,
+        catalog_map: CatalogMap | None = None,
     ) -> None:
         self.store = store
+        self.catalog_map = catalog_map  # the 2-D catalog layout: places each query on the map
         self.embedder = embedder
         self.tagger = tagger
         self.settings = settings or Settings()
@@ -170,7 +173,19 @@ class SearchService:
         matches = [Match(products[i], s, rank) for rank, (i, s) in enumerate(pairs[:top_k], 1) if i in products]
         timings["total"] = sum(timings.values())
         precision = getattr(self.embedder, "precision", None)
-        return SearchResult(matches, ranking.facets, timings, self.model_id, query.describe(), precision)
+        position = self._map_position(query, matches)
+        return SearchResult(matches, ranking.facets, timings, self.model_id, query.describe(), precision, position)
+
+    def _map_position(self, query: Query, matches: list[Match]) -> tuple[float, float] | None:
+        """Where the query sits on the catalog map (a product query: at the product); None without a layout."""
+        if self.catalog_map is None:
+            return None
+        try:
+            if query.source_id and (own := self.catalog_map.coordinates([query.source_id])):
+                return own[query.source_id]
+            return self.catalog_map.place([m.product.id for m in matches], [m.score for m in matches])
+        except SimilarityError:  # a map problem never fails a search
+            return None
 
     def search(
         self,
@@ -249,6 +264,8 @@ class SearchService:
             pool, self._tag_pool = self._tag_pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        if self.catalog_map is not None:  # a layout still being fitted is dropped (fitted again next start)
+            self.catalog_map.close()
         self.store.close()
 
     def _tag_executor(self) -> ThreadPoolExecutor:
@@ -266,6 +283,8 @@ def build_service(
 
     ``background_index``: a large local catalog's ANN graph is prepared in a thread while exact search
     serves (the app); otherwise the first search waits for it (one-shot CLI runs, tests).
+    It also makes the catalog map fit its layout in the background; without it, searches only use a
+    saved layout and the map is computed when first asked for (``CatalogMap.points``).
     """
     from .embedder import OpenClipEmbedder
     from .store import open_store
@@ -283,6 +302,10 @@ def build_service(
     store = overrides.pop("store", None) or open_store(settings.store_url, settings)
     tagger = overrides.pop("tagger", None) or make_tagger(settings, embedder)
     ranker = overrides.pop("ranker", None) or default_ranker(store, settings, background=background_index)
+    if "catalog_map" not in overrides and settings.map_layout != "off":
+        from .map import CatalogMap  # its fitting libraries load only when a layout is computed
+
+        overrides["catalog_map"] = CatalogMap(store, settings, background=background_index)
     service = SearchService(store, embedder, tagger, settings, ranker, **overrides)
     service.check_model()
     return service

@@ -17,7 +17,7 @@ from similarity.ui import launch_options
 from .helpers import make_image
 from .test_app_handlers import seed_catalog, tiny_settings
 
-ENDPOINTS = {"/search_image", "/search_text", "/similar_to"}
+ENDPOINTS = {"/search_image", "/search_text", "/similar_to", "/catalog_map"}
 ENDPOINTS |= {"/saved_products", "/save_product", "/unsave_product"}  # accounts: see test_saved_api.py
 FILTERS = ["categories", "brands", "colors", "tags"]
 

@@ -18,7 +18,8 @@ PLACE_K = 10  # fitted neighbours that place a point
 TEMPERATURE = 0.05  # softmax temperature over cosine scores: the closest neighbours dominate
 UMAP_NEIGHBOURS = 15
 MIN_UMAP_POINTS = 3 * UMAP_NEIGHBOURS  # below this UMAP's graph is degenerate: PCA instead
-_BLOCK = 4096  # query rows per block of exact scores (4096 x 50k float32 = 800 MB worst case; usually far less)
+_BLOCK_CELLS = 1 << 23  # scores per block of exact placement (32 MB of float32, ~100 MB with the top-k work)
+_BLOCK = 4096  # query rows per block of faiss placement
 _EXACT_WORK = 4e9  # base rows x query rows above which placement uses a faiss IVF index instead of exact scores
 
 
@@ -143,8 +144,9 @@ def place_rows(
         out[:] = 0.0
         return out
     search = _ivf_search(base_vectors, k) if len(base_vectors) * len(rows) > _EXACT_WORK else None
-    for start in range(0, len(rows), _BLOCK):
-        block = np.ascontiguousarray(vectors[rows[start : start + _BLOCK]], dtype=np.float32)
+    step = _BLOCK if search is not None else max(16, _BLOCK_CELLS // len(base_vectors))
+    for start in range(0, len(rows), step):
+        block = np.ascontiguousarray(vectors[rows[start : start + step]], dtype=np.float32)
         if search is not None:
             scores, nearest = search(block)
         else:
@@ -183,16 +185,25 @@ def _ivf_search(base: np.ndarray, k: int):
 
 
 def neighbourhood_preservation(
-    high: np.ndarray, low: np.ndarray, k: int = 10, *, sample: int | None = 2000, seed: int = 0
+    high: np.ndarray,
+    low: np.ndarray,
+    k: int = 10,
+    *,
+    sample: int | None = 2000,
+    seed: int = 0,
+    among: np.ndarray | None = None,
 ) -> float:
     """Mean share of each point's ``k`` nearest neighbours in the embedding space (cosine) that are also
-    among its ``k`` nearest in the 2-D layout (Euclidean); averaged over ``sample`` random points (None: all)."""
+    among its ``k`` nearest in the 2-D layout (Euclidean); averaged over ``sample`` random points (None: all)
+    drawn from ``among`` (row numbers; default every row). Neighbours are always searched among all rows."""
     high = np.asarray(high, dtype=np.float32)
+    high = high / np.maximum(np.linalg.norm(high, axis=1, keepdims=True), 1e-12)  # cosine
     low = np.asarray(low, dtype=np.float32)
     n = len(high)
     if n <= k:
         raise ValueError(f"neighbourhood preservation needs more than k={k} points, got {n}")
-    rows = np.arange(n) if sample is None or sample >= n else np.random.default_rng(seed).choice(n, sample, False)
+    pool = np.arange(n) if among is None else np.asarray(among, dtype=np.int64)
+    rows = pool if sample is None or sample >= len(pool) else np.random.default_rng(seed).choice(pool, sample, False)
     squared = (low**2).sum(axis=1)
     total = 0.0
     for start in range(0, len(rows), 512):

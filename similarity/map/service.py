@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +20,6 @@ from ..config import Settings
 from ..errors import SimilarityError
 from .layout import (
     PLACE_K,
-    SAMPLE_SIZE,
     Fitter,
     PcaFitter,
     UmapFitter,
@@ -31,7 +30,7 @@ from .layout import (
     weighted_position,
 )
 from .persist import Layout, LayoutStore, layouts_for
-from .worker import run_in_child, run_in_thread
+from .worker import numba_cache, run_in_child, run_in_thread
 
 if TYPE_CHECKING:
     from ..store.base import CatalogStore, VectorBatch
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 REFIT_SHARE = 0.25  # refit once this share of the fitted catalog was added or removed since
 CHECK_EVERY = 5.0  # seconds between catalog version checks on the request path
 PREVIEW = "pca-preview"
-Runner = Callable[[np.ndarray, Fitter, int], tuple[np.ndarray, np.ndarray, str]]
 
 
 class CatalogMap:
@@ -64,12 +62,11 @@ class CatalogMap:
     ) -> None:
         self.store = store
         self.settings = settings or Settings()
-        self.fitter = fitter or UmapFitter()
+        self.fitter = fitter or (PcaFitter() if self.settings.map_layout == "pca" else UmapFitter())
         self.background = background
-        self.sample_size = SAMPLE_SIZE
+        self.sample_size = self.settings.map_sample
         self.layouts = layouts or layouts_for(store)
-        isolate = fitter is None if isolate is None else isolate
-        self._runner: Runner = run_in_child if isolate else run_in_thread
+        self.isolate = fitter is None if isolate is None else isolate
         self._layout: Layout | None = None
         self._status = "preview"  # nothing known yet: the first start() decides
         self._note = "The map is being prepared."
@@ -79,6 +76,9 @@ class CatalogMap:
         self._started = False
         self._checked = 0.0
         self._version: str | None = None  # the catalog version the last refresh saw
+        self._child: Any = None  # the fitting process, while one runs
+        self._closed = False
+        self._adopted = False  # a saved layout was looked for without starting (see _check)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -101,6 +101,18 @@ class CatalogMap:
             job.join(timeout)
         return job is None or not job.is_alive()
 
+    def close(self) -> None:
+        """Stop a layout being fitted (the app is shutting down); the next start fits again."""
+        self._closed = True
+        child = self._child
+        if child is not None and child.is_alive():
+            child.terminate()
+
+    def _track(self, child: Any) -> None:
+        self._child = child
+        if self._closed:
+            child.terminate()
+
     @property
     def status(self) -> str:
         """'empty' | 'preview' (PCA shown, real layout computing) | 'ready' | 'failed'."""
@@ -113,7 +125,7 @@ class CatalogMap:
     # -- reads -------------------------------------------------------------------------------
     def points(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
         """The /catalog_map JSON: method, catalog_version, a page of points, total, status and a note."""
-        self._check()
+        self._check(compute=True)
         layout = self._layout
         if layout is None:
             return {"method": "none", "catalog_version": "", "points": [], "total": 0, **self._describe()}
@@ -147,8 +159,8 @@ class CatalogMap:
         }
 
     def coordinates(self, ids: Sequence[str]) -> dict[str, tuple[float, float]]:
-        """Layout coordinates of those ``ids`` that are placed."""
-        self._check()
+        """Layout coordinates of those ``ids`` that are placed (never waits for a layout to be computed)."""
+        self._check(compute=self.background)
         layout = self._layout
         if layout is None:
             return {}
@@ -157,7 +169,7 @@ class CatalogMap:
 
     def place(self, ids: Sequence[str], scores: Sequence[float]) -> tuple[float, float] | None:
         """A query's position: the similarity-weighted mean of its top matches' coordinates (None: no layout)."""
-        found = self.coordinates(ids[:PLACE_K] if len(ids) > PLACE_K else ids)
+        found = self.coordinates(list(ids))
         pairs = [(found[i], float(s)) for i, s in zip(ids, scores, strict=False) if i in found][:PLACE_K]
         if not pairs:
             return None
@@ -167,10 +179,19 @@ class CatalogMap:
     def _describe(self) -> dict[str, str]:
         return {"status": self._status, "note": self._note}
 
-    def _check(self) -> None:
-        """Start the first layout, or a refresh when the catalog moved (at most every ``CHECK_EVERY`` s)."""
+    def _check(self, compute: bool) -> None:
+        """Start the first layout, or a refresh when the catalog moved (checked at most every ``CHECK_EVERY`` s).
+
+        Without ``compute`` (a search placing its query in a one-shot CLI run) nothing is fitted: a saved
+        layout is adopted, if there is one.
+        """
         if not self._started:
-            self.start()
+            if compute:
+                self.start()
+            elif self._layout is None and not self._adopted:
+                self._adopted = True
+                if (saved := self._load_saved()) is not None:
+                    self._show(saved)
             return
         now = time.monotonic()
         if now - self._checked < CHECK_EVERY:
@@ -180,7 +201,7 @@ class CatalogMap:
             moved = self.store.version() != self._version
         except SimilarityError:
             return  # the store is down: keep the layout we have
-        if moved:
+        if moved and compute:
             self.start()
 
     # -- the job -----------------------------------------------------------------------------
@@ -196,6 +217,8 @@ class CatalogMap:
         try:
             self._refresh()
         except Exception:  # the app keeps serving; the preview (if any) stays on screen
+            if self._closed:  # stopped on purpose (shutdown)
+                return
             log.exception("Computing the catalog map failed")
             self._status = "failed"
             self._note = "The map layout could not be computed" + (
@@ -228,7 +251,10 @@ class CatalogMap:
     def _fit(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
         if len(vectors) < max(self.fitter.min_points, 2):  # too few for the method: PCA, here and now
             return fit_layout(vectors, self.fitter)
-        return self._runner(vectors, self.fitter, self.sample_size)
+        if self.isolate:
+            cache = numba_cache(self.settings)
+            return run_in_child(vectors, self.fitter, self.sample_size, numba_cache=cache, started=self._track)
+        return run_in_thread(vectors, self.fitter, self.sample_size, low_priority=self.background)
 
     def _can_update(self, current: Layout, batch: VectorBatch) -> bool:
         """Few enough products added/removed since the fit: place the new ones instead of refitting."""
@@ -256,10 +282,15 @@ class CatalogMap:
         )  # fmt: skip
 
     def _load_saved(self) -> Layout | None:
+        """The saved layout, if it was made by this map's method (or is the PCA of a catalog too small for it)."""
         try:
-            return self.layouts.load()
+            saved = self.layouts.load()
         except SimilarityError:
             return None
+        if saved is None or saved.method == PREVIEW:
+            return None
+        too_small = saved.method == "pca" and saved.fit_count < self.fitter.min_points
+        return saved if saved.method == self.fitter.name or too_small else None
 
     def _save(self, layout: Layout) -> None:
         self._show(layout)

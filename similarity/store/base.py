@@ -211,7 +211,7 @@ class CatalogStore(ChangeFeed, abc.ABC):
         """A server-side ranker (e.g. Atlas Vector Search), or None to use the shared index."""
         return None
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""
 
     def check_model(self, model_id: str) -> None:

@@ -13,8 +13,16 @@ import numpy as np
 
 from ..errors import StoreError
 from ..records import Product
-from .base import FACET_ATTRIBUTES, CatalogStore, ChangeSet, UpsertReport, VectorBatch, check_editable
-from .base import SAVED_LIMIT, SavedRecord
+from .base import (
+    FACET_ATTRIBUTES,
+    SAVED_LIMIT,
+    CatalogStore,
+    ChangeSet,
+    SavedRecord,
+    UpsertReport,
+    VectorBatch,
+    check_editable,
+)
 from .saved_sqlite import SqliteSaved
 
 _SCHEMA = """

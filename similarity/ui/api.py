@@ -1,4 +1,4 @@
-"""The public HTTP API: named endpoints ``/search_image``, ``/search_text`` and ``/similar_to``.
+"""The public HTTP API: named endpoints ``/search_image``, ``/search_text``, ``/similar_to`` and ``/catalog_map``.
 
 Each returns the documented JSON contract (``SearchResult.to_dict``): matches with id, name, category,
 brand, colors, tags, score and a thumbnail (a link the app serves by default; see ``thumbs``), plus
@@ -19,6 +19,8 @@ from .files import UiFiles
 from .handlers import user_errors
 from .ranking import RankArgs
 from .thumbs import DEFAULT_THUMBNAILS, ThumbnailLinks
+
+MAX_MAP_POINTS = 100_000  # points per /catalog_map call (a 1M catalog is paged with offset)
 
 
 class SearchApi:
@@ -45,8 +47,8 @@ class SearchApi:
         """Find catalog products that look like a photo.
 
         Args:
-            image: the photo (a file; JPEG, PNG, WebP, GIF, BMP or TIFF, up to 10 MB).
-            url: an http(s) image URL, used when no image file is given.
+            image: the photo, a file (MCP: a data:image/...;base64 URL); JPEG, PNG, WebP, GIF, BMP or TIFF, up to 10 MB.
+            url: an http(s) image URL the app fetches (public addresses only), used when no image is given.
             text: optional words that refine the photo query, e.g. "red".
             text_weight: how much the text counts against the photo, 0 to 1.
             top_k: how many products to return (1 to 100).
@@ -141,6 +143,38 @@ class SearchApi:
         links = self.thumbs.for_request(thumbnails, request)
         return self._rank(self.service.product_query(product_id.strip()), args, links)
 
+    @user_errors
+    def catalog_map(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+        """The catalog map: every product's position in a 2-D layout of the embeddings, page by page.
+
+        Args:
+            limit: at most this many points (default and maximum: 100000; page with offset beyond that).
+            offset: skip this many points first.
+        Returns:
+            an object; "method": "umap", "pca" (small catalogs) or "pca-preview" (while the layout computes)
+            "points": [{"id", "x", "y", "category", "brand", "colors", "name"}], coordinates in [-1, 1]
+            "total": how many products the layout holds; "catalog_version"; "status"; "note"
+        """
+        limit, offset = _whole(limit, "limit", MAX_MAP_POINTS), _whole(offset, "offset", 0)
+        catalog_map = self.service.catalog_map
+        if catalog_map is None:
+            return {"method": "off", "catalog_version": "", "points": [], "total": 0, "status": "off",
+                    "note": "The catalog map is turned off on this server."}  # fmt: skip
+        return catalog_map.points(min(limit, MAX_MAP_POINTS), offset)
+
     def _rank(self, query: Query, args: RankArgs, links: Thumbnails) -> dict[str, Any]:
         result = self.service.rank(query, args.filters, args.top_k, args.min_score)
         return result.to_dict(thumbnails=links)
+
+
+def _whole(value: Any, name: str, default: int) -> int:
+    """A non-negative whole number from an API parameter (None: ``default``)."""
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SimilarityError(f"{name} must be a whole number.") from None
+    if not number.is_integer() or number < 0:
+        raise SimilarityError(f"{name} must be a whole number, 0 or more.")
+    return int(number)

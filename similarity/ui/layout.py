@@ -16,6 +16,7 @@ from ..search import DEFAULT_TOP_K, SearchService
 from . import format as fmt
 from .api import SearchApi
 from .catalog import READ_ONLY, WRITABLE, CatalogHandlers
+from .catalog_edit import EditHandlers, build_edit_panel
 from .detail import DetailHandlers, detail_view, wire_detail
 from .explain import ExplainHandlers, build_explain_panel
 from .files import UiFiles
@@ -23,6 +24,7 @@ from .handlers import SearchHandlers
 from .map import MapHandlers, build_map_tab
 from .saved import SavedHandlers, browser_state, build_saved_tab
 from .saved_api import SavedApi, build_saved_api
+from .thumbs import DEFAULT_THUMBNAILS, THUMBNAIL_MODES
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def build_blocks(
         footer = gr.Markdown(_footer(service), elem_id="footer")
         if info["precision"] is None:  # auto is still probing: each page load shows the choice so far
             demo.load(lambda: _footer(service), outputs=footer, api_visibility="private", queue=False)
-        _api(SearchApi(service))
+        _api(SearchApi(service, files))
         build_saved_api(SavedApi(saved))
     demo.queue(default_concurrency_limit=2, max_size=32)  # 2 vCPUs; a bounded queue sheds load
     return demo
@@ -211,6 +213,8 @@ def _catalog_tab(demo: gr.Blocks, handlers: CatalogHandlers) -> None:
                 following = gr.Button("Next →", size="sm")
             page = gr.State(1)
             _add_products(handlers, store_info, [*groups, page], [gallery, page_info, *groups, page])
+            refresh = {"fn": handlers.browse, "inputs": [*groups, page], "outputs": [gallery, page_info, *groups, page]}
+            build_edit_panel(EditHandlers(handlers), groups, page, gallery, {**refresh, **PRIVATE})
     browse = {"outputs": [gallery, page_info, *groups, page], **PRIVATE}
     gr.on([g.input for g in groups], handlers.first_page, inputs=groups, trigger_mode="always_last", **browse)
     previous.click(handlers.previous_page, inputs=[*groups, page], **browse)
@@ -257,16 +261,20 @@ def _api(api: SearchApi) -> None:
         ]
         for free in filters[1::2]:  # brands, tags: any strings, not an empty enum, in the API docs
             free.api_info = _string_list_info  # (a Dropdown subclass would make Gradio write a .pyi file)
+        thumbnails = gr.Dropdown(list(THUMBNAIL_MODES), value=DEFAULT_THUMBNAILS, label="thumbnails")
+        limit = gr.Number(None, label="limit", precision=0)
+        offset = gr.Number(0, label="offset", precision=0)
         result = gr.JSON(label="result")
         trigger = gr.Button()
-    ranking = [top_k, min_score, *filters]
+    common = [top_k, min_score, *filters, thumbnails]
     endpoints = [
-        (api.search_image, [image, url, text, text_weight, *ranking], "search_image"),
-        (api.search_text, [text, *ranking], "search_text"),
-        (api.similar_to, [product_id, *ranking], "similar_to"),
+        (api.search_image, [image, url, text, text_weight, *common], "search_image"),
+        (api.search_text, [text, *common], "search_text"),
+        (api.similar_to, [product_id, *common], "similar_to"),
     ]
     for fn, inputs, name in endpoints:
         trigger.click(fn, inputs, result, api_name=name, concurrency_id="search")
+    trigger.click(api.catalog_map, [limit, offset], result, api_name="catalog_map", concurrency_id="map")
 
 
 def _string_list_info() -> dict[str, Any]:
