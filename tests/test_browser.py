@@ -163,7 +163,7 @@ def test_catalog_tab_browses_and_is_read_only(page, app_url):
 
 
 def make_docs_screenshots() -> None:
-    """Screenshots for the README: the demo catalog, a rendered shoe as the query."""
+    """Screenshots for the README: the demo catalog, a rendered shoe as the query (Search tab), the Catalog tab."""
     from playwright.sync_api import sync_playwright
 
     from data_seed.demo import demo_items
@@ -188,6 +188,12 @@ def make_docs_screenshots() -> None:
                 search_photo(page, url, str(query))
                 page.wait_for_timeout(1000)  # thumbnails load; on a phone the page scrolls to the results
                 page.screenshot(path=str(ROOT / "docs" / f"screenshot-{name}.png"))
+            page.set_viewport_size(DESKTOP)
+            page.goto(url)
+            page.get_by_role("tab", name="Catalog").click()
+            page.get_by_text(re.compile(r"Page 1 of \d+ · 54 products")).wait_for()
+            page.wait_for_timeout(1000)  # thumbnails load
+            page.screenshot(path=str(ROOT / "docs" / "screenshot-catalog.png"))
             context.close()
         demo.close()
 
