@@ -125,7 +125,7 @@ def test_upload_filter_and_more_like_this(page, app_url, photo):
     page.locator("#detail-info").get_by_text(picked).wait_for()
     page.locator("#detail-more").click()
     wait_for_source(page, r"like .+ \(from the catalog\)")
-    page.locator("#result-detail").wait_for(state="hidden")
+    page.locator("#detail-info").wait_for(state="hidden")  # the detail view closed (Gradio nests its group id)
     assert picked in page.locator("#results-source").inner_text()
     shown = captions(page)
     assert len(shown) == 5 and all(" bags " in c for c in shown), shown  # filter kept; the product left out
