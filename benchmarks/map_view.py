@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     write_report("map_view", "Map tab in chromium: payload and redraw times", body, args.out)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.boxplot(list(plot.values()), labels=[f"{n:,}" for n in plot])
+    ax.boxplot(list(plot.values()), tick_labels=[f"{n:,}" for n in plot])
     ax.set_xlabel("catalog size (products)")
     ax.set_ylabel("zoom redraw (ms)")
     ax.set_title("Map tab zoom redraw in headless chromium (canvas)")
