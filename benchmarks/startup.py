@@ -27,7 +27,7 @@ from pathlib import Path
 from PIL import Image
 
 from similarity.config import Settings
-from similarity.index.ann import graph_path, meta_path
+from similarity.index.graph import graph_path, meta_path
 from similarity.store.local import LocalStore
 
 from . import common

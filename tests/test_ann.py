@@ -11,7 +11,8 @@ import pytest
 from similarity.config import Settings
 from similarity.embedder import OpenClipEmbedder
 from similarity.index import StoreIndex, VectorIndex
-from similarity.index.ann import AnnIndex, HnswGraph, graph_path
+from similarity.index.ann import AnnIndex
+from similarity.index.graph import HnswGraph, graph_path
 from similarity.records import Filters, Product
 from similarity.search import SearchService
 from similarity.store.local import LocalStore

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from ..records import FACET_GROUPS, Facets, Filters
 from ..store.base import Ranking, VectorBatch
+from .columns import Columns, codes_of, name_rank, postings_of
 from .rows import Buffer, IdOrder, Lineage
 
 
@@ -30,23 +31,29 @@ class VectorIndex:
     def __init__(self, batch: VectorBatch, dtype: str = "float32") -> None:
         # float16 halves memory; scores are still computed in float32 (see ``scores``)
         matrix = np.ascontiguousarray(batch.vectors, dtype=np.float16 if dtype == "float16" else np.float32)
-        self.rows = len(batch.ids)  # physical rows, dead ones included
-        self._matrix = Buffer.of(matrix)
-        self._ids = Buffer.of(np.asarray(batch.ids, dtype=object))
-        self.alive: np.ndarray | None = None  # None: every row is live
-        self.live = self.rows
-        # per facet attribute: value names, a (rows, width) code matrix (-1 = none) and value -> rows
-        self._vocab: dict[str, dict[str, int]] = {}
-        self._codes: dict[str, Buffer] = {}
-        self._postings: dict[str, dict[str, tuple[Buffer, int]]] = {}
+        columns: Columns = {}
         for attr, values in batch.facets.items():
             vocab: dict[str, int] = {}
-            codes = _codes(values, vocab, max((len(v) for v in values), default=0) or 1)
-            self._vocab[attr], self._codes[attr] = vocab, Buffer.of(codes)
-            self._postings[attr] = {k: (Buffer.of(rows, slack=False), len(rows)) for k, rows in _postings(vocab, codes)}
-        self._name_rank = {attr: _name_rank(vocab) for attr, vocab in self._vocab.items()}
-        self.order = IdOrder(np.argsort(self.ids.astype(str), kind="stable").astype(np.int64))
-        self.lineage = Lineage({id_: row for row, id_ in enumerate(batch.ids)})
+            columns[attr] = (vocab, codes_of(values, vocab, max((len(v) for v in values), default=0) or 1))
+        ids = np.asarray(batch.ids, dtype=object)
+        self._setup(ids, matrix, columns, np.argsort(ids.astype(str), kind="stable").astype(np.int64))
+
+    def _setup(self, ids: np.ndarray, matrix: np.ndarray, columns: Columns, order: np.ndarray) -> None:
+        """Rows with encoded facet columns (per attribute: value -> code, a (rows, width) code matrix,
+        -1 = none) and their id order; the postings (value -> rows) are derived here."""
+        self.rows = len(ids)  # physical rows, dead ones included
+        self._matrix = Buffer.of(matrix)
+        self._ids = Buffer.of(ids)
+        self.alive: np.ndarray | None = None  # None: every row is live
+        self.live = self.rows
+        self._vocab = {attr: vocab for attr, (vocab, _) in columns.items()}
+        self._codes = {attr: Buffer.of(codes) for attr, (_, codes) in columns.items()}
+        self._postings: dict[str, dict[str, tuple[Buffer, int]]] = {}
+        for attr, (vocab, codes) in columns.items():
+            self._postings[attr] = {k: (Buffer.of(r, slack=False), len(r)) for k, r in postings_of(vocab, codes)}
+        self._name_rank = {attr: name_rank(vocab) for attr, vocab in self._vocab.items()}
+        self.order = IdOrder(order)
+        self.lineage = Lineage(dict(zip(ids.tolist(), range(self.rows), strict=True)))
         self.lineage.head = self
 
     def __len__(self) -> int:
@@ -228,7 +235,7 @@ class VectorIndex:
         for attr, values in batch.facets.items():
             vocab = out._vocab[attr] = dict(self._vocab[attr])
             width = self._codes[attr].data.shape[1]
-            codes = _codes(values, vocab, max(width, *(len(v) for v in values)))
+            codes = codes_of(values, vocab, max(width, *(len(v) for v in values)))
             old = self._codes[attr]
             if codes.shape[1] > width or (len(vocab) >= 2**15 and old.data.dtype == np.int16):
                 wider = np.full((n, codes.shape[1]), -1, dtype=codes.dtype)
@@ -236,25 +243,28 @@ class VectorIndex:
                 old = Buffer.of(wider)  # a value with more items than any before, or a wider code type
             out._codes[attr] = old.append(n, codes)
             postings = out._postings[attr] = dict(self._postings[attr])
-            for value, rows in _postings(vocab, codes):
-                buffer, m = postings.get(value, (Buffer.of(np.zeros(0, np.int64), slack=False), 0))
-                postings[value] = (buffer.append(m, rows + n, slack=False), m + len(rows))
+            for value, rows in postings_of(vocab, codes):
+                if value in postings:
+                    buffer, m = postings[value]
+                    postings[value] = (buffer.append(m, rows + n, slack=False), m + len(rows))
+                else:
+                    postings[value] = (Buffer.of(rows + n, slack=False), len(rows))
             if len(vocab) != len(self._vocab[attr]):
-                out._name_rank = {**out._name_rank, attr: _name_rank(vocab)}
+                out._name_rank = {**out._name_rank, attr: name_rank(vocab)}
         out.order = self.order.then(np.arange(n, n + k))
         return out
 
     def compacted(self) -> tuple[VectorIndex, np.ndarray]:
-        """A snapshot of the live rows only (a new lineage) and each old row's new row (-1 = dropped)."""
+        """A snapshot of the live rows only (a new lineage) and each old row's new row (-1 = dropped).
+
+        Column-wise numpy copies (codes and vocabularies kept as they are), no per-row Python work."""
         rows = self.live_rows()
         remap = np.full(self.rows, -1, dtype=np.int64)
         remap[rows] = np.arange(len(rows))
-        ids = self.ids[rows].tolist()
-        facets = {}
-        for attr, (names, codes) in self.columns.items():
-            facets[attr] = [tuple(names[c] for c in row if c >= 0) for row in codes[rows]]
-        dtype = "float16" if self._matrix.data.dtype == np.float16 else "float32"
-        return VectorIndex(VectorBatch(ids, self.matrix[rows], facets), dtype), remap
+        columns = {attr: (dict(vocab), self._codes[attr].view(self.rows)[rows]) for attr, vocab in self._vocab.items()}
+        out = object.__new__(VectorIndex)
+        out._setup(self.ids[rows], self.matrix[rows], columns, remap[self.order.rows(self.ids, self.alive)])
+        return out, remap
 
     def memory_bytes(self) -> int:
         """Bytes of the arrays behind this snapshot, spare capacity and the id -> row map included."""
@@ -291,28 +301,3 @@ def _half_scores(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     for start in range(0, len(matrix), _BLOCK):
         out[start : start + _BLOCK] = matrix[start : start + _BLOCK].astype(np.float32) @ vector
     return out
-
-
-def _codes(rows: list[tuple[str, ...]], vocab: dict[str, int], width: int) -> np.ndarray:
-    """Facet values per row -> a (rows, width) code matrix padded with -1; new values join ``vocab``."""
-    flat = [-1] * (len(rows) * width)
-    for i, values in enumerate(rows):
-        for j, value in enumerate(values):
-            flat[i * width + j] = vocab.setdefault(value, len(vocab))
-    dtype = np.int16 if len(vocab) < 2**15 else np.int32
-    return np.asarray(flat, dtype=dtype).reshape(len(rows), width)
-
-
-def _postings(vocab: dict[str, int], codes: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
-    """(value, ascending row numbers holding it) for every value present in ``codes``."""
-    rows, cols = np.nonzero(codes >= 0)
-    values = codes[rows, cols]
-    order = np.argsort(values, kind="stable")
-    rows, bounds = rows[order].astype(np.int64), np.searchsorted(values[order], np.arange(len(vocab) + 1))
-    for name, k in vocab.items():
-        if bounds[k + 1] > bounds[k]:
-            yield name, rows[bounds[k] : bounds[k + 1]]
-
-
-def _name_rank(vocab: dict[str, int]) -> np.ndarray:
-    return np.argsort(np.argsort(list(vocab))) if vocab else np.zeros(0, np.int64)
