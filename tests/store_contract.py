@@ -279,6 +279,23 @@ class StoreContract:
         assert np.array_equal(batch.vectors[row], products[5].embedding)
         assert batch.facets["tags"][row] == products[5].tags
 
+    def test_changed_rows_are_the_feed_with_the_rows_it_names(self, store):
+        products = make_products(8)
+        store.upsert(products[:5])
+        marker = store.changes(None).marker
+        store.upsert(products[5:])
+        store.edit(products[1].id, {"tags": ("sale",)})
+        store.delete([products[2].id])
+        changes, batch = store.changed_rows(marker, limit=10)
+        assert changes.complete and set(changes.removed_ids) == {products[2].id}
+        assert batch is not None and set(batch.ids) == set(changes.upserted_ids)
+        assert set(batch.ids) >= {p.id for p in products[5:]} | {products[1].id}
+        assert batch.facets["tags"][batch.ids.index(products[1].id)] == ("sale",)
+        row = batch.ids.index(products[6].id)
+        assert np.array_equal(batch.vectors[row], products[6].embedding)
+        assert store.changed_rows(marker, limit=2)[1] is None  # larger than the limit: no rows read
+        assert store.changed_rows("bogus", limit=10)[1] is None  # unknown marker: the caller reloads
+
     def test_index_is_patched_from_the_feed(self, store):
         if store.ranker() is not None:
             pytest.skip("a server-side ranker reads the store directly")
@@ -290,7 +307,7 @@ class StoreContract:
         store.edit(products[3].id, {"brand": "zeta"})
         store.delete([products[0].id])
         ranking = index.rank(products[0].embedding, Filters(), 60, None, 60)
-        assert (index.reloads, index.patches) == (1, 1)
+        assert (index.reloads, index.patches) == (1, 3)  # each write through the store patched the index
         assert products[0].id not in ranking.ids and len(ranking.ids) == 51
         assert index.rank(products[3].embedding, Filters.of(brands=["zeta"]), 5, None, 5).ids == [products[3].id]
         assert index.rank(products[51].embedding, Filters(), 1, None, 1).ids == [products[51].id]

@@ -4,6 +4,7 @@ the ANN path measured as recall; searches in threads during updates see one snap
 from __future__ import annotations
 
 import dataclasses
+import gc
 import threading
 
 import numpy as np
@@ -81,22 +82,80 @@ def assert_same_index(patched, fresh: VectorIndex, queries: np.ndarray) -> None:
             assert (got.ids, got.scores, got.facets) == (want.ids, want.scores, want.facets)
 
 
-def test_patched_index_equals_a_fresh_load_after_random_changes():
-    store = LocalStore()
+@pytest.mark.parametrize("writer", ["same store", "other connection"])
+def test_patched_index_equals_a_fresh_load_after_random_changes(tmp_path, writer):
+    store = LocalStore(tmp_path / "catalog.db")
     store.upsert(tied_products(150, seed=1))
     index = StoreIndex(store, Settings(ann_threshold=10_000))
     index.current()
+    # the index's own store patches it at each write; another connection (as another process) is read from
+    # the feed by the next search, sometimes two changes at once
+    other = store if writer == "same store" else LocalStore(tmp_path / "catalog.db")
     rng = np.random.default_rng(42)
     queries = np.vstack([random_unit_vectors(3, 8, 99), random_unit_vectors(4, 8, 1000)])  # the second: tied
-    compactions = 0
+    compactions = changes = 0
     for step in range(60):
         lineage = index.current().lineage
-        for _ in range(int(rng.integers(1, 3))):  # sometimes two changes reach the index at once
-            random_change(store, rng, step)
+        for _ in range(int(rng.integers(1, 3))):
+            random_change(other, rng, step)
+            changes += 1
+        if writer == "same store":
+            assert index._version == store.version()  # patched by the write itself, before any search
         assert_same_index(index.current(), VectorIndex(store.load_vectors()), queries)
         compactions += index.current().lineage is not lineage
-    assert index.reloads == 1 and index.patches == 60
+    assert index.reloads == 1
+    assert index.patches >= changes if writer == "same store" else index.patches == 60  # one per write (edits: 1-3)
     assert compactions >= 1  # removed and replaced rows were dropped along the way, and it still agrees
+
+
+def test_a_large_catalog_is_compacted_in_a_thread_and_catches_up_with_later_changes(monkeypatch):
+    store = LocalStore()
+    products = tied_products(100, seed=7)
+    store.upsert(products)
+    tuning = Tuning(reload_share=0.5, compact_min=4, compact_sync_rows=0)  # every catalog counts as large here
+    index = StoreIndex(store, Settings(ann_threshold=10_000), background=True, tuning=tuning)
+    lineage = index.current().lineage
+    release, started = threading.Event(), threading.Event()
+    compacted = VectorIndex.compacted
+
+    def slow_compaction(self):
+        started.set()
+        assert release.wait(30)
+        return compacted(self)
+
+    monkeypatch.setattr(VectorIndex, "compacted", slow_compaction)
+    store.delete([p.id for p in products[:30]])  # 30% masked: past the compaction share
+    assert len(index.current()) == 70 and started.wait(10)
+    assert index.current().lineage is lineage  # searches go on with the masked snapshot meanwhile
+    store.upsert(tied_products(3, seed=8, start=900))
+    store.delete([products[40].id, products[41].id])
+    store.edit(products[50].id, {"brand": "zeta"})
+    queries = random_unit_vectors(3, 8, 11)
+    assert_same_index(index.current(), VectorIndex(store.load_vectors()), queries)
+    release.set()
+    assert index.join(30)
+    current = index.current()
+    assert current.lineage is not lineage and current.dead < 30  # compacted, with the later changes applied again
+    assert_same_index(current, VectorIndex(store.load_vectors()), queries)
+    assert index.reloads == 1
+
+
+def test_a_write_patches_the_index_at_once_and_a_failing_listener_never_fails_the_write(caplog):
+    store = LocalStore()
+    store.upsert(make_products(100))
+    index = StoreIndex(store)
+    index.current()
+    store.subscribe(lambda: 1 / 0)
+    assert store.upsert(tied_products(2, seed=9, start=700)).added == 2  # the write succeeds all the same
+    assert "after a write failed" in caplog.text
+    assert index._version == store.version() and (index.reloads, index.patches) == (1, 1)  # before any search
+    store.upsert(tied_products(11, seed=10, start=800))  # a change that needs a reload: left to the next search
+    assert index._version != store.version() and index.reloads == 1
+    assert len(index.current()) == 113 and index.reloads == 2
+    del index
+    gc.collect()
+    store.upsert(tied_products(1, seed=11, start=900))  # the index is gone: its listener is dropped
+    assert len(store.__dict__["_listeners"]) == 1
 
 
 def test_large_or_unknown_changes_reload():
@@ -150,6 +209,7 @@ def test_ann_path_after_random_changes_keeps_recall_and_never_shows_removed(tmp_
     index = StoreIndex(store, Settings(ann_threshold=100), progress=False, tuning=Tuning(merge_rows=60))
     first = index.current()
     removed: set[str] = set()
+    writes = 0
     for step in range(25):
         ids = [p.id for b in store.iter_products(1000, vectors=False) for p in b]
         gone = [str(i) for i in rng.choice(ids, 5, replace=False)]
@@ -159,7 +219,9 @@ def test_ann_path_after_random_changes_keeps_recall_and_never_shows_removed(tmp_
         moved = store.get([str(rng.choice(ids))])
         if moved and moved[0].id not in removed:
             store.upsert([dataclasses.replace(moved[0], embedding=clustered(1, dim, 500 + step)[0])])
+            writes += 1
         store.edit(str(rng.choice([i for i in ids if i not in removed])), {"brand": "zeta"})
+        writes += 3
         current = index.current()
         fresh = VectorIndex(store.load_vectors())
         assert current.exact.to_batch().ids == fresh.to_batch().ids
@@ -170,7 +232,7 @@ def test_ann_path_after_random_changes_keeps_recall_and_never_shows_removed(tmp_
                 assert not removed & set(got.ids)
                 recalls.append(len(set(got.ids) & set(want.ids)) / max(1, len(want.ids)))
         assert np.mean(recalls) >= 0.95
-    assert index.reloads == 1 and index.patches == 25
+    assert index.reloads == 1 and index.patches == writes  # each write through the store patched it at once
     assert current.graph is not first.graph  # merged into a new graph copy along the way
     assert len(current.delta) <= 60 + 20
 

@@ -28,7 +28,7 @@ from .exact import StalePatch, VectorIndex
 
 if TYPE_CHECKING:
     from ..records import Facets, Filters
-    from ..store.base import ChangeSet
+    from ..store.base import ChangeSet, VectorBatch
     from .ann import AnnIndex
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class Tuning:
     reload_share: float = 0.10  # a change naming more than this share of the catalog reloads it
     compact_share: float = 0.25  # masked (removed or replaced) rows beyond this share of all rows are dropped
     compact_min: int = 64  # ... once there are at least this many
+    compact_sync_rows: int = 50_000  # up to this many rows compaction runs at once, beyond in a thread
     merge_rows: int = 5_000  # rows outside the ANN graph beyond max(merge_rows, merge_share * catalog)
     merge_share: float = 0.01  # ... are merged into (a copy of) the graph
 
@@ -75,11 +76,13 @@ class StoreIndex(Ranker):
         self._lock = threading.Lock()
         self._ann_lock = threading.Lock()  # one graph job at a time: they share the files next to the catalog
         self._ann_job: threading.Thread | None = None
+        self._compact_job: threading.Thread | None = None
         self._index: VectorIndex | AnnIndex | None = None
         self._version: str | None = None
         self._marker: str | None = None  # change-feed position of the loaded snapshot
         self.reloads = self.patches = 0  # how the index followed the catalog (for tests and benchmarks)
         self._failed = False  # the last load failed before any index existed (e.g. the store is down)
+        store.subscribe(self._written)
 
     def current(self) -> VectorIndex | AnnIndex:
         try:
@@ -100,24 +103,38 @@ class StoreIndex(Ranker):
                     self._refresh(version)
         return self._index  # type: ignore[return-value]
 
-    def _refresh(self, version: str) -> None:
+    def _written(self) -> None:
+        """A write through this process's store: patch now, so the next search does not pay for it.
+        A change that needs a full reload is left to the next search (a bulk seed would reload per batch)."""
+        if self._index is None:
+            return
+        with self._lock:
+            version = self.store.version()
+            if version != self._version:
+                self._refresh(version, reload=False)
+
+    def _refresh(self, version: str, reload: bool = True) -> None:
         if self._index is not None and self._marker is not None and len(self._index):
-            changes = self.store.changes(self._marker)
-            if changes.complete and len(changes) <= self.tuning.reload_share * len(self._index):
-                patched = self._patch(changes, version)
+            limit = int(self.tuning.reload_share * len(self._index))
+            changes, batch = self.store.changed_rows(self._marker, limit)
+            if batch is not None:
+                patched = self._patch(self._index, changes, batch, version)
                 if patched is not None:
                     self._index, self._version, self._marker = patched, version, changes.marker
                     self.patches += 1
+                    self._tidy()
                     return
+        if not reload:
+            return
         marker = self.store.changes(None).marker  # taken first: writes during the load are re-applied later
         self._index, self._version, self._marker = self._load(version), version, marker
         self.reloads += 1
 
-    def _patch(self, changes: ChangeSet, version: str) -> VectorIndex | AnnIndex | None:
-        """The current snapshot with ``changes`` applied, or None when only a reload will do."""
-        index = self._index
-        exact = index if isinstance(index, VectorIndex) else index.exact  # type: ignore[union-attr]
-        batch = self.store.load_vectors_of(changes.upserted_ids)
+    def _patch(
+        self, index: VectorIndex | AnnIndex, changes: ChangeSet, batch: VectorBatch, version: str
+    ) -> VectorIndex | AnnIndex | None:
+        """``index`` with ``changes`` (whose stored rows are ``batch``) applied, or None when only a reload will do."""
+        exact = _exact(index)
         if len(batch.ids) and batch.vectors.shape[1] != exact.matrix.shape[1]:
             return None  # re-embedded with another model size
         gone = set(changes.removed_ids) | (set(changes.upserted_ids) - set(batch.ids))  # removed meanwhile
@@ -129,20 +146,45 @@ class StoreIndex(Ranker):
             new: VectorIndex | AnnIndex = patch.index
             if len(new) > self.settings.ann_threshold and not self._building():  # grew past the threshold
                 new = self._with_graph(patch.index, None, version)
-            return self._compact(new)
+            return new
         ann = index.patched(patch)  # type: ignore[union-attr]
         tuning = self.tuning
         big = len(ann.delta) > max(tuning.merge_rows, tuning.merge_share * len(ann)) or ann.dead_share > _rebuild_dead()
         if big and not self._building():  # a running merge is rebased onto later patches when it is done
-            return self._compact(self._with_graph(patch.index, ann, version))
-        return self._compact(ann)
+            return self._with_graph(patch.index, ann, version)
+        return ann
 
-    def _compact(self, index: VectorIndex | AnnIndex) -> VectorIndex | AnnIndex:
-        exact = index if isinstance(index, VectorIndex) else index.exact
-        if exact.dead < max(self.tuning.compact_min, self.tuning.compact_share * exact.rows):
-            return index
-        compact, remap = exact.compacted()
-        return compact if isinstance(index, VectorIndex) else index.over(compact, remap)
+    def _tidy(self) -> None:
+        """Drop masked rows once they are many: at once in a small catalog (or without ``background``), else
+        in a thread from this snapshot, which then catches up with later changes through the feed."""
+        index, tuning = self._index, self.tuning
+        exact = _exact(index)  # type: ignore[arg-type]
+        if exact.dead < max(tuning.compact_min, tuning.compact_share * exact.rows):
+            return
+        if not self.background or exact.rows <= tuning.compact_sync_rows:
+            self._index = _compacted(index)  # type: ignore[arg-type]
+        elif self._compact_job is None or not self._compact_job.is_alive():
+            job = threading.Thread(target=self._compact_later, args=(index, self._marker), name="compact-index")
+            job.daemon = True
+            self._compact_job = job
+            job.start()
+
+    def _compact_later(self, index: VectorIndex | AnnIndex, marker: str) -> None:
+        try:
+            compact = _compacted(index)  # O(rows) numpy copies, off the search path
+            with self._lock:
+                current = self._index
+                if current is index:
+                    self._index = compact
+                elif current is not None and _exact(current).lineage is _exact(index).lineage:
+                    # patched meanwhile: apply everything since ``index`` again, from the feed, to the compact copy
+                    changes, batch = self.store.changed_rows(marker, int(self.tuning.reload_share * len(compact)))
+                    patched = None if batch is None else self._patch(compact, changes, batch, self._version or "")
+                    if patched is not None:  # else the uncompacted snapshot stays; a later patch tries again
+                        self._index, self._marker = patched, changes.marker
+                # else a reload replaced the rows since
+        except Exception:  # the uncompacted snapshot keeps serving
+            log.exception("Compacting the index failed; it keeps its removed rows masked")
 
     def warm(self) -> None:
         with contextlib.suppress(EmptyCatalogError):  # loaded, just empty: searches say so
@@ -160,11 +202,12 @@ class StoreIndex(Ranker):
         return job is not None and job.is_alive()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the background ANN job, if any; True when none is left running."""
-        job = self._ann_job
-        if job is not None:
-            job.join(timeout)
-        return job is None or not job.is_alive()
+        """Wait for the background jobs (compaction, ANN graph), if any; True when none is left running."""
+        for name in ("_compact_job", "_ann_job"):  # in this order: a compaction's catch-up may start a merge
+            job = getattr(self, name)
+            if job is not None:
+                job.join(timeout)
+        return all(job is None or not job.is_alive() for job in (self._ann_job, self._compact_job))
 
     def _load(self, version: str) -> VectorIndex | AnnIndex:
         exact = VectorIndex(self.store.load_vectors(), self.settings.vector_dtype)
@@ -208,6 +251,15 @@ class StoreIndex(Ranker):
 
     def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
         return self.current().browse(filters, offset, limit)
+
+
+def _exact(index: VectorIndex | AnnIndex) -> VectorIndex:
+    return index if isinstance(index, VectorIndex) else index.exact
+
+
+def _compacted(index: VectorIndex | AnnIndex) -> VectorIndex | AnnIndex:
+    compact, remap = _exact(index).compacted()
+    return compact if isinstance(index, VectorIndex) else index.over(compact, remap)
 
 
 def _rebuild_dead() -> float:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import inspect
+import logging
 import re
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +19,7 @@ from ..records import FACET_GROUPS, Product
 if TYPE_CHECKING:
     from ..records import Facets, Filters
 
+log = logging.getLogger(__name__)
 FACET_ATTRIBUTES = tuple(FACET_GROUPS.values())
 
 
@@ -143,6 +147,32 @@ class ChangeFeed:
             if len(out) >= limit:
                 break
         return out[:limit]
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every write through this store object, in the writer's thread (a bound
+        method is held weakly). Writes by other processes are seen through ``changes`` only."""
+        ref = weakref.WeakMethod(callback) if inspect.ismethod(callback) else (lambda: callback)
+        self.__dict__.setdefault("_listeners", []).append(ref)
+
+    def notify_written(self) -> None:
+        """Run the ``subscribe`` callbacks; one failing is logged, never raised (the write has succeeded)."""
+        for ref in list(self.__dict__.get("_listeners", ())):
+            callback = ref()
+            if callback is None:
+                self.__dict__["_listeners"].remove(ref)
+                continue
+            try:
+                callback()
+            except Exception:
+                log.exception("Updating the catalog index after a write failed; the next search retries")
+
+    def changed_rows(self, since: str | None, limit: int) -> tuple[ChangeSet, VectorBatch | None]:
+        """``changes(since)`` and, when it names at most ``limit`` ids, the stored rows of its upserted
+        ids (as ``load_vectors_of``); None when the change is incomplete or larger (the caller reloads)."""
+        changes = self.changes(since)
+        if not changes.complete or len(changes) > limit:
+            return changes, None
+        return changes, self.load_vectors_of(changes.upserted_ids)
 
     def load_vectors_of(self, ids: Sequence[str]) -> VectorBatch:
         """Vectors and facet values of ``ids`` that are stored (the rows a change feed names)."""

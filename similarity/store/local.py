@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import numpy as np
 
 from ..errors import StoreError
 from ..records import Product
+from . import feed_sqlite as feed
 from .base import (
-    FACET_ATTRIBUTES,
     SAVED_LIMIT,
     CatalogStore,
     ChangeSet,
@@ -59,14 +58,6 @@ _UPSERT = (
 )
 _COLUMNS_NO_VECTOR = ", ".join(f for f in _FIELDS if f != "embedding")
 _CHUNK = 500  # keeps IN (...) lists under SQLite's variable limit
-# change feed: rows stamped with a strictly increasing updated_at, removals kept as tombstones
-_FEED_SCHEMA = """
-CREATE INDEX IF NOT EXISTS products_updated_at ON products(updated_at);
-CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, removed_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS tombstones_removed_at ON tombstones(removed_at);
-"""
-TOMBSTONE_DAYS = 30  # removals older than this are forgotten; an older marker means a full reload
-_VECTOR_COLUMNS = "id, embedding, category, brand, colors, tags"
 
 
 class LocalStore(CatalogStore):
@@ -86,7 +77,7 @@ class LocalStore(CatalogStore):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: no corruption on a crash
             self._db.executescript(_SCHEMA)
-            self._open_feed()
+            feed.open_feed(self._db)
             self._saved = SqliteSaved(self._db, self._lock, self.display_url)
         except sqlite3.Error:
             raise StoreError(f"Cannot open the catalog file {self.display_url} (not a SQLite catalog?).") from None
@@ -108,7 +99,7 @@ class LocalStore(CatalogStore):
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                now = self._stamp_locked()
+                now = feed.stamp(self._db)
                 known = self._existing_locked([p.id for p in products])
                 self._db.executemany(_UPSERT, [_row(p, now) for p in products])
                 self._db.executemany("DELETE FROM tombstones WHERE id = ?", [(p.id,) for p in products])
@@ -117,6 +108,7 @@ class LocalStore(CatalogStore):
             except sqlite3.Error as exc:
                 self._db.execute("ROLLBACK") if self._db.in_transaction else None
                 raise StoreError(f"Could not write to the catalog ({_reason(exc)}).") from None
+        self.notify_written()
         added = len({p.id for p in products} - known)
         return UpsertReport(added=added, updated=len({p.id for p in products}) - added)
 
@@ -151,7 +143,7 @@ class LocalStore(CatalogStore):
         return self._query("SELECT value FROM meta WHERE key = 'version'")[0][0]
 
     def load_vectors(self) -> VectorBatch:
-        return _vector_batch(self._query(f"SELECT {_VECTOR_COLUMNS} FROM products ORDER BY id"))
+        return feed.vector_batch(self._query(f"SELECT {feed.VECTOR_COLUMNS} FROM products ORDER BY id"))
 
     def iter_products(self, batch_size: int = 256, *, vectors: bool = True) -> Iterator[list[Product]]:
         columns = _COLUMNS_NO_VECTOR + (", embedding" if vectors else "")
@@ -172,71 +164,38 @@ class LocalStore(CatalogStore):
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                now = self._stamp_locked()
+                now = feed.stamp(self._db)
                 for chunk in _chunks(list(dict.fromkeys(ids))):
                     marks = ", ".join("?" * len(chunk))
                     sql = f"INSERT OR REPLACE INTO tombstones SELECT id, ? FROM products WHERE id IN ({marks})"
                     self._db.execute(sql, [now, *chunk])  # a tombstone per removed product (change feed)
                     removed += self._db.execute(f"DELETE FROM products WHERE id IN ({marks})", chunk).rowcount
-                self._prune_tombstones_locked(now)
+                feed.prune(self._db, now)
                 self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._db.execute("ROLLBACK") if self._db.in_transaction else None
                 raise StoreError(f"Could not remove products from the catalog ({_reason(exc)}).") from None
+        self.notify_written()
         return removed
 
-    # -- change feed (catalog management) ----------------------------------------------------------
-    def _open_feed(self) -> None:
-        self._db.executescript(_FEED_SCHEMA)
-        # feed_since: tombstones are complete from here on (a catalog made before them has none)
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('feed_since', ?)", (repr(time.time()),))
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('feed_id', lower(hex(randomblob(8))))")
-
-    def _meta_locked(self, key: str) -> str:
-        return self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
-
-    def _latest_locked(self) -> float:
-        """The newest stamp of any write (index lookups, no scan)."""
-        row = self._db.execute(
-            "SELECT (SELECT MAX(updated_at) FROM products), (SELECT MAX(removed_at) FROM tombstones)"
-        ).fetchone()
-        return max([float(self._meta_locked("feed_since")), *(float(v) for v in row if v is not None)])
-
-    def _stamp_locked(self) -> float:
-        # strictly after every earlier write, even with a clock step back: "> marker" never misses a write
-        return max(time.time(), self._latest_locked() + 1e-6)
-
-    def _prune_tombstones_locked(self, now: float) -> None:
-        cutoff = now - TOMBSTONE_DAYS * 86400
-        if self._db.execute("DELETE FROM tombstones WHERE removed_at < ?", (cutoff,)).rowcount:
-            self._db.execute("UPDATE meta SET value = ? WHERE key = 'feed_since'", (repr(cutoff),))
-
+    # -- change feed (catalog management; the SQL is in feed_sqlite.py) -------------------------------
     def changes(self, since: str | None) -> ChangeSet:
+        return self._feed(since, None)[0]
+
+    def changed_rows(self, since: str | None, limit: int) -> tuple[ChangeSet, VectorBatch | None]:
+        return self._feed(since, limit)
+
+    def _feed(self, since: str | None, limit: int | None) -> tuple[ChangeSet, VectorBatch | None]:
         with self._lock:
             try:
-                self._db.execute("BEGIN")  # one read snapshot (WAL) for the marker and both lists
+                self._db.execute("BEGIN")  # one read snapshot (WAL) for the marker, both lists and the rows
                 try:
-                    return self._changes_locked(since)
+                    return feed.read(self._db, since, limit)
                 finally:
                     self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(f"The catalog file {self.display_url} could not be read ({_reason(exc)}).") from None
-
-    def _changes_locked(self, since: str | None) -> ChangeSet:
-        feed_id, latest = self._meta_locked("feed_id"), self._latest_locked()
-        marker = f"{feed_id}:{latest!r}"
-        owner, _, stamp = (since or "").partition(":")
-        try:
-            after = float(stamp)
-        except ValueError:
-            return ChangeSet(marker, complete=False)
-        if owner != feed_id or not float(self._meta_locked("feed_since")) <= after <= latest:
-            return ChangeSet(marker, complete=False)  # another catalog's marker, or older than the tombstones
-        # no ORDER BY id: it would make SQLite walk the whole table in id order instead of the stamp index
-        upserted = self._db.execute("SELECT id FROM products WHERE updated_at > ?", (after,)).fetchall()
-        removed = self._db.execute("SELECT id FROM tombstones WHERE removed_at > ?", (after,)).fetchall()
-        return ChangeSet(marker, tuple(sorted(r[0] for r in upserted)), tuple(sorted(r[0] for r in removed)))
 
     def edit(self, id: str, fields: dict[str, object]) -> Product | None:
         check_editable(fields)
@@ -245,7 +204,7 @@ class LocalStore(CatalogStore):
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 sets = "".join(f"{k} = ?, " for k in values)
-                params = [*values.values(), self._stamp_locked(), id]
+                params = [*values.values(), feed.stamp(self._db), id]
                 cursor = self._db.execute(f"UPDATE products SET {sets}updated_at = ? WHERE id = ?", params)
                 if cursor.rowcount:
                     self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
@@ -253,7 +212,10 @@ class LocalStore(CatalogStore):
             except sqlite3.Error as exc:
                 self._db.execute("ROLLBACK") if self._db.in_transaction else None
                 raise StoreError(f"Could not write to the catalog ({_reason(exc)}).") from None
-        found = self.get([id]) if cursor.rowcount else []
+        if not cursor.rowcount:
+            return None
+        self.notify_written()
+        found = self.get([id])
         return found[0] if found else None
 
     def ids_with_prefix(self, prefix: str, limit: int = 20) -> list[str]:
@@ -264,9 +226,9 @@ class LocalStore(CatalogStore):
     def load_vectors_of(self, ids: Sequence[str]) -> VectorBatch:
         rows: list[tuple] = []
         for chunk in _chunks(list(dict.fromkeys(ids))):
-            sql = f"SELECT {_VECTOR_COLUMNS} FROM products WHERE id IN ({', '.join('?' * len(chunk))}) ORDER BY id"
+            sql = f"SELECT {feed.VECTOR_COLUMNS} FROM products WHERE id IN ({', '.join('?' * len(chunk))}) ORDER BY id"
             rows.extend(self._query(sql, chunk))
-        return _vector_batch(sorted(rows, key=lambda r: r[0]))
+        return feed.vector_batch(sorted(rows, key=lambda r: r[0]))
 
     # -- end of change feed ------------------------------------------------------------------------
 
@@ -310,19 +272,6 @@ def _product(row: tuple) -> Product:
     if embedding is not None:
         product.embedding = np.frombuffer(embedding, dtype=np.float32).copy()
     return product
-
-
-def _vector_batch(rows: list[tuple]) -> VectorBatch:
-    if not rows:
-        return VectorBatch([], np.zeros((0, 0), np.float32), {a: [] for a in FACET_ATTRIBUTES})
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-    facets = {
-        "category": [(r[2],) if r[2] else () for r in rows],
-        "brand": [(r[3],) if r[3] else () for r in rows],
-        "colors": [tuple(json.loads(r[4])) for r in rows],
-        "tags": [tuple(json.loads(r[5])) for r in rows],
-    }
-    return VectorBatch([r[0] for r in rows], matrix.copy(), facets)
 
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:

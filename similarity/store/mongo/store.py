@@ -147,6 +147,7 @@ class MongoStore(CatalogStore):
             ]
             result = coll.bulk_write(ops, ordered=False)
             self._tombstones(coll, now).clear(list(latest))  # stored again: no longer removed
+        self.notify_written()
         return UpsertReport(added=result.upserted_count, updated=result.matched_count)
 
     def _ensure_indexes(self, coll: Any) -> None:
@@ -172,7 +173,9 @@ class MongoStore(CatalogStore):
             tombstones.record(found, next_timestamp(_latest_write(coll, tombstones)))
             return coll.delete_many({"_id": {"$in": found}}).deleted_count if found else 0
 
-        return self._run("delete products", delete)
+        removed = self._run("delete products", delete)
+        self.notify_written()
+        return removed
 
     # -- reads -----------------------------------------------------------------------------------
     def get(self, ids: Sequence[str], *, thumbnails: bool = True) -> list[Product]:
@@ -296,7 +299,10 @@ class MongoStore(CatalogStore):
             )  # fmt: skip
 
         doc = self._run("edit a product", edit)
-        return to_product(doc) if doc else None
+        if not doc:
+            return None
+        self.notify_written()
+        return to_product(doc)
 
     def ids_with_prefix(self, prefix: str, limit: int = 20) -> list[str]:
         query = {"_id": {"$regex": "^" + re.escape(prefix)}}  # anchored: served by the _id index
