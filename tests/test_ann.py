@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 
 import numpy as np
 import pytest
 
 from similarity.config import Settings
 from similarity.embedder import OpenClipEmbedder
-from similarity.index import StoreIndex, VectorIndex
+from similarity.index import StoreIndex, Tuning, VectorIndex
 from similarity.index.ann import AnnIndex
 from similarity.index.graph import HnswGraph, graph_path
 from similarity.records import Filters, Product
@@ -305,3 +306,29 @@ def test_the_ann_builder_is_handed_in_at_a_seam(tmp_path):
     assert len(first.rank(queries(1)[0], Filters(), 5, None, 5).ids) == 5
     store.upsert(catalog(20, seed=3, start=150))  # > 10% of the catalog: reloaded (smaller changes are patched)
     assert isinstance(index.current(), AnnIndex) and calls[-1][0] == 170 and calls[-1][2] is first
+
+
+def test_rows_patched_in_during_a_merge_get_merged_by_the_next_one(tmp_path):
+    """A background merge that finds many rows added meanwhile starts the next merge itself (no later patch needed)."""
+    release, calls = threading.Event(), []
+    real = StoreIndex(LocalStore()).ann  # the default builder
+
+    def gated(exact, store, version, previous, progress):
+        calls.append(len(exact))
+        if len(calls) == 2:  # the first merge waits until more rows have arrived
+            assert release.wait(30)
+        return real(exact, store, version, previous, progress)
+
+    store = LocalStore(tmp_path / "catalog.db")
+    store.upsert(catalog(600))
+    tuning = Tuning(merge_rows=20, merge_share=0.0)
+    index = StoreIndex(store, Settings(ann_threshold=100), progress=False, background=True, ann=gated, tuning=tuning)
+    index.current()
+    assert index.join(60) and isinstance(index.current(), AnnIndex)
+    store.upsert(catalog(25, seed=4, start=10_000))  # 25 outside the graph: a merge starts (and waits)
+    store.upsert(catalog(25, seed=5, start=20_000))  # 25 more while it runs
+    release.set()
+    assert index.join(60)
+    final = index.current()
+    assert calls == [600, 625, 650] and len(final.delta) == 0 and len(final) == 650
+    assert sorted(filter(None, final.graph.labels)) == sorted(final.exact.ids.tolist())

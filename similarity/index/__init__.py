@@ -2,9 +2,12 @@
 
 - ``exact.py``: ``VectorIndex``, an immutable snapshot (float32 matrix, ids, facet postings, live-row mask)
   with exact cosine ranking, filter masks before top-k and disjunctive facets, and ``patched`` snapshots;
-- ``ann.py``: a faiss HNSW graph over an exact index's rows (``AnnIndex``), persisted next to a SQLite file;
-- ``store_index.py``: ``StoreIndex``, the shared index over a catalog store, patched from the store's
-  change feed (reloaded only for large changes); the ANN builder is handed in at a seam (``StoreIndex(ann=...)``);
+  ``columns.py`` encodes its facet values;
+- ``ann.py``: search through a faiss HNSW graph over an exact index's rows (``AnnIndex``); ``graph.py`` holds
+  the graph and its files next to a SQLite catalog;
+- ``store_index.py``: ``StoreIndex``, the shared index over a catalog store, patched by the store's own writes
+  and from its change feed (reloaded only for large changes); the ANN builder is handed in at a seam
+  (``StoreIndex(ann=...)``);
 - ``rows.py``: the append-only buffers that let patched snapshots share memory (copy-on-write without copies).
 """
 

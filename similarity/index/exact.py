@@ -36,13 +36,13 @@ class VectorIndex:
             vocab: dict[str, int] = {}
             columns[attr] = (vocab, codes_of(values, vocab, max((len(v) for v in values), default=0) or 1))
         ids = np.asarray(batch.ids, dtype=object)
-        self._setup(ids, matrix, columns, np.argsort(ids.astype(str), kind="stable").astype(np.int64))
+        self._setup(ids, Buffer.of(matrix), columns, np.argsort(ids.astype(str), kind="stable").astype(np.int64))
 
-    def _setup(self, ids: np.ndarray, matrix: np.ndarray, columns: Columns, order: np.ndarray) -> None:
+    def _setup(self, ids: np.ndarray, matrix: Buffer, columns: Columns, order: np.ndarray) -> None:
         """Rows with encoded facet columns (per attribute: value -> code, a (rows, width) code matrix,
         -1 = none) and their id order; the postings (value -> rows) are derived here."""
         self.rows = len(ids)  # physical rows, dead ones included
-        self._matrix = Buffer.of(matrix)
+        self._matrix = matrix
         self._ids = Buffer.of(ids)
         self.alive: np.ndarray | None = None  # None: every row is live
         self.live = self.rows
@@ -53,7 +53,7 @@ class VectorIndex:
             self._postings[attr] = {k: (Buffer.of(r, slack=False), len(r)) for k, r in postings_of(vocab, codes)}
         self._name_rank = {attr: name_rank(vocab) for attr, vocab in self._vocab.items()}
         self.order = IdOrder(order)
-        self.lineage = Lineage(dict(zip(ids.tolist(), range(self.rows), strict=True)))
+        self.lineage = Lineage.of(ids)
         self.lineage.head = self
 
     def __len__(self) -> int:
@@ -263,7 +263,8 @@ class VectorIndex:
         remap[rows] = np.arange(len(rows))
         columns = {attr: (dict(vocab), self._codes[attr].view(self.rows)[rows]) for attr, vocab in self._vocab.items()}
         out = object.__new__(VectorIndex)
-        out._setup(self.ids[rows], self.matrix[rows], columns, remap[self.order.rows(self.ids, self.alive)])
+        matrix = Buffer.gathered(self.matrix, rows)
+        out._setup(self.ids[rows], matrix, columns, remap[self.order.rows(self.ids, self.alive)])
         return out, remap
 
     def memory_bytes(self) -> int:

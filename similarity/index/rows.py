@@ -16,6 +16,7 @@ import numpy as np
 
 SLACK_SHARE = 0.125  # room kept at the end of a buffer, as a share of its rows (1M rows: 125k more)
 SLACK_MIN = 1024
+_MAP_CHUNK = 50_000  # ids per step while building the id -> row map
 
 
 class Buffer:
@@ -30,6 +31,14 @@ class Buffer:
     @classmethod
     def of(cls, values: np.ndarray, slack: bool = True) -> Buffer:
         return cls(np.empty((0, *values.shape[1:]), values.dtype), 0).append(0, values, slack)
+
+    @classmethod
+    def gathered(cls, source: np.ndarray, rows: np.ndarray) -> Buffer:
+        """``source[rows]`` written straight into a new buffer (one copy, not a gather and then a copy)."""
+        n = len(rows)
+        data = np.empty((n + max(SLACK_MIN, int(n * SLACK_SHARE)), *source.shape[1:]), dtype=source.dtype)
+        np.take(source, rows, axis=0, out=data[:n])
+        return cls(data, n)
 
     def view(self, n: int) -> np.ndarray:
         return self.data[:n]
@@ -56,6 +65,14 @@ class Lineage:
         self.row_of = row_of
         self.head: object = None  # the snapshot ``row_of`` describes; only it may be patched in place
         self.lock = threading.Lock()
+
+    @classmethod
+    def of(cls, ids: np.ndarray) -> Lineage:
+        row_of: dict[str, int] = {}
+        for start in range(0, len(ids), _MAP_CHUNK):  # in chunks: a compaction thread lets searches run between
+            chunk = ids[start : start + _MAP_CHUNK].tolist()
+            row_of.update(zip(chunk, range(start, start + len(chunk)), strict=True))
+        return cls(row_of)
 
 
 class IdOrder:

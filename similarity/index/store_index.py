@@ -1,10 +1,11 @@
 """``StoreIndex``: the shared index over a catalog store, patched from the store's change feed.
 
-When the store's version marker moves, the index asks the store what changed since its feed marker
-(``CatalogStore.changes``) and derives a patched snapshot (rows appended, removed ones masked); it
-reloads everything only when the change is large (> ``Tuning.reload_share`` of the catalog) or the marker
+When the store's version marker moves, the index asks the store what changed since its feed marker, with
+the rows (``CatalogStore.changed_rows``), and derives a patched snapshot (rows appended, removed ones masked);
+it reloads everything only when the change is large (> ``Tuning.reload_share`` of the catalog) or the marker
 is unknown. Searches hold one snapshot from start to end; the new one is swapped in atomically.
-Writes by other processes (e.g. ``data_seed``) reach the index through the same feed.
+A write through the store object itself patches the index before it returns (``CatalogStore.subscribe``);
+writes by other processes (e.g. ``data_seed``) are read from the feed by the next search.
 
 A catalog above ``SIMILARITY_ANN_THRESHOLD`` gets an ANN graph (``ann.py``) on top of the exact index;
 the graph builder comes in through the constructor (``ann=``), so imports run one way (exact <- ann <- here).
@@ -16,6 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -148,11 +150,14 @@ class StoreIndex(Ranker):
                 new = self._with_graph(patch.index, None, version)
             return new
         ann = index.patched(patch)  # type: ignore[union-attr]
-        tuning = self.tuning
-        big = len(ann.delta) > max(tuning.merge_rows, tuning.merge_share * len(ann)) or ann.dead_share > _rebuild_dead()
-        if big and not self._building():  # a running merge is rebased onto later patches when it is done
+        if self._needs_merge(ann) and not self._building():  # a running merge is rebased onto later patches
             return self._with_graph(patch.index, ann, version)
         return ann
+
+    def _needs_merge(self, ann: AnnIndex) -> bool:
+        """Many rows outside the graph, or many dead labels in it: time for a merge into a copy of the graph."""
+        outside = len(ann.delta) > max(self.tuning.merge_rows, self.tuning.merge_share * len(ann))
+        return outside or ann.dead_share > _rebuild_dead()
 
     def _tidy(self) -> None:
         """Drop masked rows once they are many: at once in a small catalog (or without ``background``), else
@@ -203,11 +208,14 @@ class StoreIndex(Ranker):
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the background jobs (compaction, ANN graph), if any; True when none is left running."""
-        for name in ("_compact_job", "_ann_job"):  # in this order: a compaction's catch-up may start a merge
-            job = getattr(self, name)
-            if job is not None:
-                job.join(timeout)
-        return all(job is None or not job.is_alive() for job in (self._ann_job, self._compact_job))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:  # a job may start another (a compaction's catch-up, a merge after a merge)
+            running = [job for job in (self._compact_job, self._ann_job) if job is not None and job.is_alive()]
+            if not running:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            running[0].join(None if deadline is None else deadline - time.monotonic())
 
     def _load(self, version: str) -> VectorIndex | AnnIndex:
         exact = VectorIndex(self.store.load_vectors(), self.settings.vector_dtype)
@@ -243,7 +251,10 @@ class StoreIndex(Ranker):
             if current_exact is exact:
                 self._index = ann
             elif current_exact is not None and current_exact.lineage is exact.lineage:
-                self._index = ann.over(current_exact)  # patched meanwhile: same rows, later changes on top
+                merged = ann.over(current_exact)  # patched meanwhile: same rows, later changes on top
+                # patches made meanwhile may have left many rows outside the graph again: merge those next
+                big = self._needs_merge(merged)
+                self._index = self._with_graph(current_exact, merged, self._version or version) if big else merged
             # else a reload replaced the rows since; that snapshot has its own job
 
     def rank(self, vector: np.ndarray, filters: Filters, top_k: int, min_score: float | None, facet_n: int) -> Ranking:
