@@ -232,6 +232,9 @@ def test_ann_path_after_random_changes_keeps_recall_and_never_shows_removed(tmp_
                 assert not removed & set(got.ids)
                 recalls.append(len(set(got.ids) & set(want.ids)) / max(1, len(want.ids)))
         assert np.mean(recalls) >= 0.95
+        assert np.all(np.diff(current.delta) > 0)  # ascending: scored over a slice of the matrix
+        dense = current.exact.scores_of(current.delta, q, ascending=True)
+        assert np.allclose(dense, current.exact.scores_of(current.delta, q), atol=1e-6)
     assert index.reloads == 1 and index.patches == writes  # each write through the store patched it at once
     assert current.graph is not first.graph  # merged into a new graph copy along the way
     assert len(current.delta) <= 60 + 20

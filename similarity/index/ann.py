@@ -133,7 +133,7 @@ class AnnIndex:
         k = math.ceil(n * len(self) / max(matching, 1) * margin / max(1.0 - self.dead_share, 0.5))
         # rows not in the graph yet are few: always scored exactly, and they count toward the page
         delta = self.delta
-        delta_scores = self.exact.scores_of(delta, vector)
+        delta_scores = self.exact.scores_of(delta, vector, ascending=True)  # appended rows: ascending
         delta_ok = np.ones(len(delta), dtype=bool) if mask is None else mask[delta]
         if min_score is not None:
             delta_ok &= delta_scores >= min_score

@@ -91,10 +91,16 @@ class VectorIndex:
     def scores(self, vector: np.ndarray) -> np.ndarray:
         return self.scores_of(None, vector)
 
-    def scores_of(self, rows: np.ndarray | None, vector: np.ndarray) -> np.ndarray:
-        """Cosine scores of ``rows`` (None = all), always computed in float32."""
+    def scores_of(self, rows: np.ndarray | None, vector: np.ndarray, ascending: bool = False) -> np.ndarray:
+        """Cosine scores of ``rows`` (None = all), always computed in float32. ``ascending`` rows that mostly
+        fill their range (rows appended by patches) are scored over a slice: no gathered copy of the rows."""
         vector = np.asarray(vector, dtype=np.float32)
-        matrix = self.matrix if rows is None else self.matrix[rows]
+        if ascending and rows is not None and len(rows) and rows[-1] - rows[0] < 2 * len(rows):
+            return self._scores(self.matrix[rows[0] : rows[-1] + 1], vector)[rows - rows[0]]
+        return self._scores(self.matrix if rows is None else self.matrix[rows], vector)
+
+    @staticmethod
+    def _scores(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
         return matrix @ vector if matrix.dtype == np.float32 else _half_scores(matrix, vector)
 
     def filter_mask(self, filters: Filters) -> np.ndarray | None:

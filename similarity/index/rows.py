@@ -17,6 +17,7 @@ import numpy as np
 SLACK_SHARE = 0.125  # room kept at the end of a buffer, as a share of its rows (1M rows: 125k more)
 SLACK_MIN = 1024
 _MAP_CHUNK = 50_000  # ids per step while building the id -> row map
+_GATHER_CHUNK = 16_384  # rows per step while gathering (32 MB at 512-d float32)
 
 
 class Buffer:
@@ -37,7 +38,9 @@ class Buffer:
         """``source[rows]`` written straight into a new buffer (one copy, not a gather and then a copy)."""
         n = len(rows)
         data = np.empty((n + max(SLACK_MIN, int(n * SLACK_SHARE)), *source.shape[1:]), dtype=source.dtype)
-        np.take(source, rows, axis=0, out=data[:n])
+        for start in range(0, n, _GATHER_CHUNK):  # in chunks, so a compaction thread lets searches run between them
+            stop = min(n, start + _GATHER_CHUNK)
+            np.take(source, rows[start:stop], axis=0, out=data[start:stop])
         return cls(data, n)
 
     def view(self, n: int) -> np.ndarray:
