@@ -18,7 +18,7 @@ import numpy as np
 from ..records import FACET_GROUPS, Facets, Filters
 from ..store.base import Ranking, VectorBatch
 from .columns import Columns, codes_of, name_rank, postings_of
-from .rows import Buffer, IdOrder, Lineage
+from .rows import Buffer, IdOrder, Lineage, live_mask
 
 
 class VectorIndex:
@@ -44,7 +44,8 @@ class VectorIndex:
         self.rows = len(ids)  # physical rows, dead ones included
         self._matrix = matrix
         self._ids = Buffer.of(ids)
-        self.alive: np.ndarray | None = None  # None: every row is live
+        self.alive: np.ndarray | None = None  # None: every row is live; else a view of ``_alive``
+        self._alive: Buffer | None = None
         self.live = self.rows
         self._vocab = {attr: vocab for attr, (vocab, _) in columns.items()}
         self._codes = {attr: Buffer.of(codes) for attr, (_, codes) in columns.items()}
@@ -217,10 +218,9 @@ class VectorIndex:
             gone = [*(set(removed) - set(upserted)), *upserted]
             killed = np.asarray([row_of[i] for i in gone if i in row_of], np.int64)
             out = self._appended(batch)
-            out.alive = np.ones(out.rows, dtype=bool)
-            if self.alive is not None:
-                out.alive[: self.rows] = self.alive
-            out.alive[killed] = False
+            if len(killed) or self._alive is not None:
+                out._alive = live_mask(self._alive, self.rows, killed, len(batch.ids))
+                out.alive = out._alive.view(out.rows)
             out.live = self.live - len(killed) + len(upserted)
             for id_ in removed:
                 row_of.pop(id_, None)

@@ -61,6 +61,18 @@ class Buffer:
         return Buffer(data, end)
 
 
+def live_mask(previous: Buffer | None, rows: int, killed: np.ndarray, added: int) -> Buffer:
+    """The live-row mask after a patch of ``rows`` rows: extended in place when nothing is masked (older
+    snapshots see only their prefix), else a copy with ``killed`` cleared (``previous`` None: all were live)."""
+    if not len(killed) and previous is not None:
+        return previous.append(rows, np.ones(added, dtype=bool))
+    mask = np.ones(rows + added, dtype=bool)
+    if previous is not None:
+        mask[:rows] = previous.view(rows)
+    mask[killed] = False
+    return Buffer.of(mask)
+
+
 class Lineage:
     """What patched snapshots of one base share: the live row of each id (mutated by the newest patch only)."""
 
