@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -159,7 +160,8 @@ class ChangeFeed:
         for ref in list(self.__dict__.get("_listeners", ())):
             callback = ref()
             if callback is None:
-                self.__dict__["_listeners"].remove(ref)
+                with contextlib.suppress(ValueError):  # another writer's thread may have dropped it first
+                    self.__dict__["_listeners"].remove(ref)
                 continue
             try:
                 callback()
