@@ -7,6 +7,7 @@ behind the README screenshots of the map and of the panel (demo catalog, tiny ra
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import tempfile
@@ -25,13 +26,23 @@ from .test_browser import ARTIFACTS, CHROMIUM, DESKTOP, ROOT, WAIT_MS, launch, o
 
 pytestmark = pytest.mark.browser
 VIEW = "#map-view .map-view"
-# the chart's own state, read through ECharts' API: points per base series, overlay series sizes
+# the points painted by the map's own layer (passing, filtered out) and the overlay series' sizes in ECharts
 CHART_STATE = """() => {
-  const box = document.querySelector('#map-view .map-chart');
-  const option = echarts.getInstanceByDom(box).getOption();
-  const size = (id) => option.series.filter((s) => s.id.startsWith(id)).reduce((n, s) => n + s.data.length, 0);
-  return {base: size('base:'), dimmed: size('dim'), matches: size('matches'), query: size('query')};
+  const root = document.querySelector('#map-view .map-view');
+  const option = echarts.getInstanceByDom(root.querySelector('.map-chart')).getOption();
+  const size = (id) => option.series.filter((s) => s.id === id).reduce((n, s) => n + s.data.length, 0);
+  const painted = Number(root.dataset.painted), dimmed = Number(root.dataset.paintedDimmed);
+  return {base: painted - dimmed, dimmed, matches: size('matches'), query: size('query')};
 }"""
+# the opacity of the point layer's canvas at page pixels [[x, y], ...]
+LAYER_ALPHA = """(points) => {
+  const layer = document.querySelector('#map-view .map-points'), r = layer.getBoundingClientRect();
+  const scale = layer.width / r.width, ctx = layer.getContext('2d');
+  const at = (v, lo) => Math.floor((v - lo) * scale);
+  return points.map(([x, y]) => ctx.getImageData(at(x, r.left), at(y, r.top), 1, 1).data[3]);
+}"""
+PIXELS = f"(n) => Array.from({{length: n}}, (_, i) => document.querySelector('{VIEW}').mapView.pixelOf(i))"
+ACTION = f"(action) => echarts.getInstanceByDom(document.querySelector('{VIEW} .map-chart')).dispatchAction(action)"
 
 
 def mapped_service(store, embedder) -> tuple[SearchService, CatalogMap]:
@@ -133,6 +144,50 @@ def test_search_shows_the_query_marker_matches_and_dims_filtered_points(page, se
     page.locator("#results-source").get_by_text(re.compile(r"^12 results for your photo")).wait_for()
     page.get_by_role("tab", name="Map").click()
     page.wait_for_selector(f'{VIEW}[data-matches="12"][data-dimmed="0"]')
+
+
+def test_the_point_layer_paints_each_point_follows_zoom_and_legend_and_hovers(page, served):
+    url, catalog_map = served
+    page.goto(url)
+    open_map(page, 18)
+    pixels = page.evaluate(PIXELS, 18)
+    assert all(alpha > 0 for alpha in page.evaluate(LAYER_ALPHA, pixels))  # a dot under every point
+    box = page.locator(f"{VIEW} .map-chart").bounding_box()
+    corner = [box["x"] + 2, box["y"] + box["height"] - 2]
+    assert page.evaluate(LAYER_ALPHA, [corner]) == [0]  # and nothing outside the plot
+
+    def clearance(i: int) -> float:
+        return min(math.dist(pixels[i], pixels[j]) for j in range(18) if j != i)
+
+    lonely = max(range(18), key=clearance)  # a point whose dot no other dot covers
+    assert clearance(lonely) > 6
+    category = catalog_map.points()["points"][lonely]["category"]
+    hidden = sum(p["category"] == category for p in catalog_map.points()["points"])
+    page.evaluate(ACTION, {"type": "legendToggleSelect", "name": category})  # what a click on its legend entry does
+    page.wait_for_selector(f'{VIEW}[data-painted="{18 - hidden}"]')
+    spot = page.evaluate(PIXELS, 18)[lonely]  # again: the page may have moved
+    assert page.evaluate(LAYER_ALPHA, [spot]) == [0]
+    page.mouse.move(*spot)  # a hidden point has no hover card either
+    assert not page.locator(f"{VIEW} .map-tip-box").is_visible()
+    page.evaluate(ACTION, {"type": "legendToggleSelect", "name": category})
+    page.wait_for_selector(f'{VIEW}[data-painted="18"]')
+
+    page.mouse.move(0, 0)
+    spot = page.evaluate(PIXELS, 18)[lonely]
+    page.mouse.move(*spot)  # hover: at once the category, then the server's card of that product
+    tip = page.locator(f"{VIEW} .map-tip-box")
+    tip.wait_for(state="visible")
+    page.wait_for_function(f"document.querySelector('{VIEW} .map-tip-box img, {VIEW} .map-tip-box small') !== null")
+    page.mouse.click(*spot)
+    page.wait_for_selector("#map-card .map-card")
+    assert page.locator("#map-card h3").inner_text() in tip.inner_text()
+
+    page.evaluate(ACTION, {"type": "dataZoom", "dataZoomIndex": 0, "start": 25, "end": 75})  # zoom in on x
+    page.wait_for_function(f"document.querySelector('{VIEW}').dataset.painted !== '18'")
+    zoomed = page.evaluate(PIXELS, 18)
+    shown = [p for p in zoomed if box["x"] + 8 <= p[0] < box["x"] + box["width"] - 8]
+    assert shown and int(page.locator(VIEW).get_attribute("data-painted")) == len(shown)
+    assert all(alpha > 0 for alpha in page.evaluate(LAYER_ALPHA, shown))  # the dots moved with the view
 
 
 def make_docs_screenshots() -> None:

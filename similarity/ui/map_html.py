@@ -12,14 +12,19 @@ TEMPLATE = """<div class="map-view" data-lib="{lib}">
 <option value="category">category</option><option value="brand">brand</option><option value="color">colour</option>
 </select></label><button type="button" class="map-reset">Reset zoom</button>
 <span class="map-help">scroll to zoom · drag to pan · click a point</span></div>
-<div class="map-chart"></div></div>"""
+<div class="map-stage"><canvas class="map-points"></canvas><div class="map-chart"></div></div></div>"""
 CSS = """
 .map-view {position: relative;}
 .map-tools {display: flex; gap: 12px; align-items: center; font-size: .85em; margin-bottom: 4px;}
 .map-tools select, .map-tools button {border: 1px solid var(--border-color-primary); border-radius: 6px;
   padding: 2px 8px; background: var(--background-fill-primary);}
 .map-help {opacity: .6;}
-.map-chart {width: 100%; height: 560px;}
+.map-stage {position: relative;}
+.map-points {position: absolute; left: 0; top: 0; pointer-events: none;}
+.map-chart {position: relative; width: 100%; height: 560px;}
+.map-tip-box {position: absolute; display: none; z-index: 9; pointer-events: none; background: #fff; color: #333;
+  border: 1px solid #ddd; border-radius: 4px; box-shadow: 1px 2px 10px rgba(0, 0, 0, .2); padding: 8px 10px;
+  font-size: 14px; line-height: 1.4;}
 """
 CARD_CSS = """
 .map-card img {width: 100%; max-height: 220px; object-fit: contain; border-radius: 8px; background: #fff;}
