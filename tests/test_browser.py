@@ -6,6 +6,7 @@ Also the script behind the README screenshots (demo catalog, tiny random model):
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import tempfile
@@ -80,8 +81,9 @@ def app_url(tiny_embedder) -> Iterator[str]:
         demo.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+@contextlib.contextmanager
+def chromium_context() -> Iterator[object]:
+    """A chromium browser context on a throw-away profile; skips the test when Debian chromium is missing."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
@@ -93,6 +95,12 @@ def browser() -> Iterator[object]:
             yield context
         finally:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with chromium_context() as context:
+        yield context
 
 
 @pytest.fixture

@@ -20,9 +20,11 @@ from similarity.map import CatalogMap, PcaFitter
 from similarity.search import SearchService
 from similarity.store import open_store
 
-from .helpers import make_image
 from .test_app_handlers import seed_catalog, tiny_settings
-from .test_browser import ARTIFACTS, CHROMIUM, DESKTOP, ROOT, WAIT_MS, launch, open_browser, search_photo
+from .test_browser import ARTIFACTS, ROOT, WAIT_MS, launch, open_browser, search_photo
+from .test_browser import browser as browser  # the fixtures, shared: one chromium per module
+from .test_browser import page as page
+from .test_browser import photo as photo
 
 pytestmark = pytest.mark.browser
 VIEW = "#map-view .map-view"
@@ -61,36 +63,6 @@ def served(tiny_embedder) -> Iterator[tuple[str, CatalogMap]]:
         yield url, catalog_map
     finally:
         demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile, sync_playwright() as playwright:
-        context = open_browser(playwright, profile)
-        context.set_default_timeout(WAIT_MS)
-        try:
-            yield context
-        finally:
-            context.close()
-
-
-@pytest.fixture
-def page(browser):
-    page = browser.new_page()
-    page.set_viewport_size(DESKTOP)
-    yield page
-    page.close()
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("browser-map") / "red-thing.png"
-    make_image((200, 30, 30), (200, 160), shape=1).save(path)
-    return str(path)
 
 
 def open_map(page, count: int) -> None:

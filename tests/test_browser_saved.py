@@ -21,7 +21,7 @@ from similarity.store import open_store
 from similarity.ui import launch_options
 
 from .test_app_handlers import seed_catalog, tiny_settings
-from .test_browser import ARTIFACTS, CHROMIUM, DESKTOP, WAIT_MS, open_browser, search_photo
+from .test_browser import ARTIFACTS, DESKTOP, chromium_context, open_browser, search_photo
 from .test_browser import photo as photo
 
 pytestmark = pytest.mark.browser
@@ -46,17 +46,8 @@ def service(tiny_embedder) -> SearchService:
 
 @pytest.fixture(scope="module")
 def context() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile, sync_playwright() as playwright:
-        context = open_browser(playwright, profile)
-        context.set_default_timeout(WAIT_MS)
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium_context() as context:
+        yield context
 
 
 def save_first_result(page) -> str:
@@ -82,6 +73,8 @@ def test_signed_in_save_shows_on_the_saved_tab_and_survives_a_reload(context, se
         page.get_by_label("username").fill("ann")
         page.get_by_label("password").fill(PASSWORD)
         page.get_by_role("button", name="Login").click()
+        # the login redirects to the app: let that navigation finish, or the next goto aborts it
+        page.locator("#query-image input[type=file]").wait_for(state="attached")
         search_photo(page, url, photo)
         title = save_first_result(page)
         assert title in open_saved_tab(page)
