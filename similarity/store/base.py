@@ -10,7 +10,7 @@ import logging
 import re
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -267,24 +267,38 @@ class CatalogStore(ChangeFeed, abc.ABC):
 
     # -- saved products (per user; see similarity.saved) --------------------------------------------
     # Kept next to the catalog but independent of it: a saved product that leaves the catalog stays saved
-    # (shown as "no longer in the catalog") until its user removes it.
+    # (shown as "no longer in the catalog") until its user removes it. Each backend sets ``saved`` to its
+    # table of saved products (saved_sqlite.py, mongo/saved.py); these methods are the contract callers use.
+    saved: SavedTable
 
-    @abc.abstractmethod
     def save_product(self, user: str, product_id: str, note: str = "", *, limit: int = SAVED_LIMIT) -> bool:
         """Save ``product_id`` for ``user``; True if newly saved, False if it already was (a no-op, the
         note unchanged). Raises ``LimitError`` when the user already has ``limit`` saved products."""
+        return self.saved.save(user, product_id, note, limit)
 
-    @abc.abstractmethod
     def unsave_product(self, user: str, product_id: str) -> bool:
         """Remove a saved product; True if it was saved."""
+        return self.saved.unsave(user, product_id)
 
-    @abc.abstractmethod
     def saved_products(self, user: str) -> list[SavedRecord]:
         """The user's saved products, newest first."""
+        return self.saved.list(user)
 
-    @abc.abstractmethod
     def set_saved_note(self, user: str, product_id: str, note: str) -> bool:
         """Replace the note of a saved product; False if it is not saved."""
+        return self.saved.set_note(user, product_id, note)
+
+
+class SavedTable(Protocol):
+    """A backend's saved products: what ``CatalogStore``'s saved-product methods hand on to."""
+
+    def save(self, user: str, product_id: str, note: str, limit: int = SAVED_LIMIT) -> bool: ...
+
+    def unsave(self, user: str, product_id: str) -> bool: ...
+
+    def list(self, user: str) -> list[SavedRecord]: ...
+
+    def set_note(self, user: str, product_id: str, note: str) -> bool: ...
 
 
 _PASSWORD = re.compile(r"(?<=://)([^:/@]+):([^@/]*)@")

@@ -14,10 +14,8 @@ from ..errors import StoreError
 from ..records import Product
 from . import feed_sqlite as feed
 from .base import (
-    SAVED_LIMIT,
     CatalogStore,
     ChangeSet,
-    SavedRecord,
     UpsertReport,
     VectorBatch,
     check_editable,
@@ -78,7 +76,7 @@ class LocalStore(CatalogStore):
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: no corruption on a crash
             self._db.executescript(_SCHEMA)
             feed.open_feed(self._db)
-            self._saved = SqliteSaved(self._db, self._lock, self.display_url)
+            self.saved = SqliteSaved(self._db, self._lock, self.display_url)  # the saved products (base.py)
         except sqlite3.Error:
             raise StoreError(f"Cannot open the catalog file {self.display_url} (not a SQLite catalog?).") from None
 
@@ -231,19 +229,6 @@ class LocalStore(CatalogStore):
         return feed.vector_batch(sorted(rows, key=lambda r: r[0]))
 
     # -- end of change feed ------------------------------------------------------------------------
-
-    # -- saved products (the ``saved`` table, see saved_sqlite.py) ---------------------------------------
-    def save_product(self, user: str, product_id: str, note: str = "", *, limit: int = SAVED_LIMIT) -> bool:
-        return self._saved.save(user, product_id, note, limit)
-
-    def unsave_product(self, user: str, product_id: str) -> bool:
-        return self._saved.unsave(user, product_id)
-
-    def saved_products(self, user: str) -> list[SavedRecord]:
-        return self._saved.list(user)
-
-    def set_saved_note(self, user: str, product_id: str, note: str) -> bool:
-        return self._saved.set_note(user, product_id, note)
 
     def integrity_ok(self) -> bool:
         return self._query("PRAGMA integrity_check")[0][0] == "ok"

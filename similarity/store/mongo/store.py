@@ -27,11 +27,9 @@ from ...errors import ConfigError
 from ...records import Product
 from ..base import (
     FACET_ATTRIBUTES,
-    SAVED_LIMIT,
     CatalogStore,
     ChangeSet,
     Ranker,
-    SavedRecord,
     UpsertReport,
     VectorBatch,
     check_editable,
@@ -258,19 +256,6 @@ class MongoStore(CatalogStore):
         ``poll``, ``progress``, ``dimensions``, as ``VectorSearchIndex.create`` takes them)."""
         self.vector_index.create(quantization, **options)
         self._resolved = None  # auto mode re-detects on the next ranker() call
-
-    # -- saved products (saved.py) -----------------------------------------------------------------
-    def save_product(self, user: str, product_id: str, note: str = "", *, limit: int = SAVED_LIMIT) -> bool:
-        return self.saved.save(user, product_id, note, limit)
-
-    def unsave_product(self, user: str, product_id: str) -> bool:
-        return self.saved.unsave(user, product_id)
-
-    def saved_products(self, user: str) -> list[SavedRecord]:
-        return self.saved.list(user)
-
-    def set_saved_note(self, user: str, product_id: str, note: str) -> bool:
-        return self.saved.set_note(user, product_id, note)
 
     # -- change feed (changes.py) ------------------------------------------------------------------
     def _tombstones(self, coll: Any, now: dt.datetime | None = None) -> feed.Tombstones:
