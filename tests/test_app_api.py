@@ -10,12 +10,10 @@ from gradio_client.exceptions import AppError
 
 import app
 from similarity import ui
-from similarity.search import SearchService
-from similarity.store import open_store
 from similarity.ui import launch_options
 
 from .helpers import make_image
-from .test_app_handlers import seed_catalog, tiny_settings
+from .test_app_handlers import seeded_service
 
 ENDPOINTS = {"/search_image", "/search_text", "/similar_to", "/catalog_map"}
 ENDPOINTS |= {"/saved_products", "/save_product", "/unsave_product"}  # accounts: see test_saved_api.py
@@ -24,9 +22,7 @@ FILTERS = ["categories", "brands", "colors", "tags"]
 
 @pytest.fixture(scope="module")
 def client(tiny_embedder):
-    store = open_store("memory://")
-    seed_catalog(store, tiny_embedder)
-    demo = app.build_demo(SearchService(store, tiny_embedder, None, tiny_settings()))
+    demo = app.build_demo(seeded_service(tiny_embedder))
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
     try:
         yield Client(url, verbose=False)

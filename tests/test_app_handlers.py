@@ -58,6 +58,13 @@ def tiny_settings(**overrides) -> Settings:
     return Settings(clip_model=TINY_MODEL, clip_pretrained="none", store_url="memory://", **overrides)
 
 
+def seeded_service(embedder, **settings) -> SearchService:
+    """A SearchService over a fresh memory:// catalog filled by ``seed_catalog``."""
+    store = open_store("memory://")
+    seed_catalog(store, embedder)
+    return SearchService(store, embedder, None, tiny_settings(**settings))
+
+
 class CountingEmbedder:
     """The real tiny embedder, counting how often it embeds (re-ranks must not embed)."""
 

@@ -21,7 +21,7 @@ from similarity.store import open_store
 from similarity.ui import launch_options
 
 from .helpers import make_image
-from .test_app_handlers import seed_catalog, tiny_settings
+from .test_app_handlers import seeded_service, tiny_settings
 
 pytestmark = pytest.mark.browser
 
@@ -72,9 +72,7 @@ def wait_for_source(page, pattern: str) -> None:
 
 @pytest.fixture(scope="module")
 def app_url(tiny_embedder) -> Iterator[str]:
-    store = open_store("memory://")
-    seed_catalog(store, tiny_embedder)
-    demo, url = launch(SearchService(store, tiny_embedder, None, tiny_settings()))
+    demo, url = launch(seeded_service(tiny_embedder))
     try:
         yield url
     finally:
@@ -170,10 +168,8 @@ def test_catalog_tab_browses_and_is_read_only(page, app_url):
     page.get_by_text("The catalog is read-only here").wait_for()
 
 
-def make_docs_screenshots() -> None:
-    """Screenshots for the README: the demo catalog, a rendered shoe as the query (Search tab), the Catalog tab."""
-    from playwright.sync_api import sync_playwright
-
+def demo_catalog():
+    """For the README screenshots: the demo catalog embedded by the tiny model, and a demo shoe's picture."""
     from data_seed.demo import demo_items
     from similarity.embedder import OpenClipEmbedder
     from similarity.ingest import Ingestor
@@ -184,9 +180,17 @@ def make_docs_screenshots() -> None:
     store = open_store("memory://")
     items = list(demo_items())
     Ingestor(store, embedder).run(items)
+    return store, embedder, next(i for i in items if "shoes" in i.key).read()
+
+
+def make_docs_screenshots() -> None:
+    """Screenshots for the README: the demo catalog, a rendered shoe as the query (Search tab), the Catalog tab."""
+    from playwright.sync_api import sync_playwright
+
+    store, embedder, shoe = demo_catalog()
     with tempfile.TemporaryDirectory() as tmp:
         query = Path(tmp) / "query.png"
-        query.write_bytes(next(i for i in items if "shoes" in i.key).read())
+        query.write_bytes(shoe)
         demo, url = launch(SearchService(store, embedder, None, tiny_settings()))
         with sync_playwright() as playwright:
             context = open_browser(playwright, str(Path(tmp) / "profile"))

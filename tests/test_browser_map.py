@@ -21,7 +21,7 @@ from similarity.search import SearchService
 from similarity.store import open_store
 
 from .test_app_handlers import seed_catalog, tiny_settings
-from .test_browser import ARTIFACTS, ROOT, WAIT_MS, launch, open_browser, search_photo
+from .test_browser import ARTIFACTS, ROOT, WAIT_MS, demo_catalog, launch, open_browser, search_photo
 from .test_browser import browser as browser  # the fixtures, shared: one chromium per module
 from .test_browser import page as page
 from .test_browser import photo as photo
@@ -166,19 +166,10 @@ def make_docs_screenshots() -> None:
     """The README screenshots: the demo catalog on the map with a searched shoe, and the panel."""
     from playwright.sync_api import sync_playwright
 
-    from data_seed.demo import demo_items
-    from similarity.embedder import OpenClipEmbedder
-    from similarity.ingest import Ingestor
-
-    from .helpers import TINY_MODEL
-
-    embedder = OpenClipEmbedder(TINY_MODEL, "none")
-    store = open_store("memory://")
-    items = list(demo_items())
-    Ingestor(store, embedder).run(items)
+    store, embedder, shoe = demo_catalog()
     with tempfile.TemporaryDirectory() as tmp:
         query = Path(tmp) / "query.png"
-        query.write_bytes(next(i for i in items if "shoes" in i.key).read())
+        query.write_bytes(shoe)
         service, _ = mapped_service(store, embedder)
         demo, url = launch(service)
         with sync_playwright() as playwright:

@@ -17,11 +17,10 @@ import pytest
 import app
 from similarity.accounts import Accounts, Users, launch_auth
 from similarity.search import SearchService
-from similarity.store import open_store
 from similarity.ui import launch_options
 
-from .test_app_handlers import seed_catalog, tiny_settings
-from .test_browser import ARTIFACTS, DESKTOP, chromium_context, open_browser, search_photo
+from .test_app_handlers import seeded_service, tiny_settings
+from .test_browser import ARTIFACTS, DESKTOP, chromium_context, demo_catalog, open_browser, search_photo
 from .test_browser import photo as photo
 
 pytestmark = pytest.mark.browser
@@ -39,9 +38,7 @@ def launch(service: SearchService, users: Users | None = None):
 
 @pytest.fixture(scope="module")
 def service(tiny_embedder) -> SearchService:
-    store = open_store("memory://")
-    seed_catalog(store, tiny_embedder)
-    return SearchService(store, tiny_embedder, None, tiny_settings())
+    return seeded_service(tiny_embedder)
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +108,7 @@ def make_docs_screenshot() -> None:
     """The Saved tab with a few saved products (one since removed from the catalog) and recommendations."""
     from playwright.sync_api import sync_playwright
 
-    from data_seed.demo import demo_items
-    from similarity.embedder import OpenClipEmbedder
-    from similarity.ingest import Ingestor
-
-    from .helpers import TINY_MODEL
-
-    embedder = OpenClipEmbedder(TINY_MODEL, "none")
-    store = open_store("memory://")
-    Ingestor(store, embedder).run(list(demo_items()))
+    store, embedder, _ = demo_catalog()
     ids = [p.id for p in next(store.iter_products(60, vectors=False)) if p.category in ("shoes", "bags")][:5]
     for n, pid in enumerate(ids):
         store.save_product("local:ann", pid, "for the trip" if n == 1 else "")

@@ -18,7 +18,7 @@ from similarity.ui.files import UiFiles
 from similarity.ui.handlers import SearchHandlers
 
 from .helpers import make_image
-from .test_app_handlers import seed_catalog, tiny_settings
+from .test_app_handlers import seed_catalog, seeded_service, tiny_settings
 
 XSS = "<img src=x onerror=alert(1)>"
 NO_FILTERS = ([], [], [], [])
@@ -30,9 +30,8 @@ def captions(gallery: object) -> list[str]:
 
 
 def test_markup_typed_into_the_catalog_tab_is_stripped_everywhere_it_shows(tiny_embedder, tmp_path):
-    store = open_store("memory://")
-    seed_catalog(store, tiny_embedder)
-    service = SearchService(store, tiny_embedder, None, tiny_settings(admin_token="tok"))
+    service = seeded_service(tiny_embedder, admin_token="tok")
+    store = service.store
     files = UiFiles(tmp_path / "ui")
     catalog = CatalogHandlers(service, files)
     photo = tmp_path / "hostile.png"
@@ -78,9 +77,8 @@ def test_notes_are_stripped_when_saved_and_escaped_wherever_they_show(tiny_embed
     from similarity.ui.detail import detail_html
     from similarity.ui.saved import SavedHandlers, entry_html
 
-    store = open_store("memory://")
-    seed_catalog(store, tiny_embedder)
-    service = SearchService(store, tiny_embedder, None, tiny_settings())
+    service = seeded_service(tiny_embedder)
+    store = service.store
     saved = SavedProducts(store)
     first, second = store.load_vectors().ids[:2]
     saved.save("local:ann", first, f"gift {XSS}")  # through the app: markup stripped

@@ -17,12 +17,10 @@ from PIL import Image
 
 import app
 from similarity import images
-from similarity.search import SearchService
-from similarity.store import open_store
 from similarity.ui import launch_options
 
 from .helpers import image_bytes, make_image
-from .test_app_handlers import seed_catalog, tiny_settings
+from .test_app_handlers import seeded_service
 
 SEARCH_TOOLS = {"search_image", "search_text", "similar_to"}
 MAX_CHARS = 10_000  # what an agent can read in one tool result without truncation
@@ -30,9 +28,7 @@ MAX_CHARS = 10_000  # what an agent can read in one tool result without truncati
 
 @pytest.fixture(scope="module")
 def served(tiny_embedder):
-    store = open_store("memory://")
-    seed_catalog(store, tiny_embedder)
-    service = SearchService(store, tiny_embedder, None, tiny_settings())
+    service = seeded_service(tiny_embedder)
     demo = app.build_demo(service)
     options = {"prevent_thread_lock": True, "server_name": "127.0.0.1", "quiet": True, **launch_options()}
     _, url, _ = demo.launch(mcp_server=True, **options)
@@ -163,9 +159,7 @@ def test_mistakes_are_short_errors_and_the_server_keeps_serving(served, tool, ar
 
 def test_behind_sign_in_mcp_tools_refuse_instead_of_answering(tiny_embedder):
     """Gradio 6.31's MCP server cannot sign in to an app launched with auth=...: its tools refuse (nothing leaks)."""
-    store = open_store("memory://")
-    seed_catalog(store, tiny_embedder)
-    demo = app.build_demo(SearchService(store, tiny_embedder, None, tiny_settings()))
+    demo = app.build_demo(seeded_service(tiny_embedder))
     options = {"prevent_thread_lock": True, "server_name": "127.0.0.1", "quiet": True, **launch_options()}
     _, url, _ = demo.launch(mcp_server=True, auth=("ada", "correct horse"), ssr_mode=False, **options)
     try:

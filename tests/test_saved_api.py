@@ -14,7 +14,7 @@ from similarity.search import SearchService
 from similarity.store import open_store
 from similarity.ui import launch_options
 
-from .test_app_handlers import seed_catalog, tiny_settings
+from .test_app_handlers import seed_catalog, seeded_service, tiny_settings
 
 PASSWORDS = {"ann": "ann-Pa55word-1", "bob": "bob-Pa55word-2"}
 
@@ -138,9 +138,7 @@ def test_unknown_products_and_bad_ids_are_short_errors(running):
 
 @pytest.fixture(scope="module")
 def open_app(tiny_embedder):
-    store = open_store("memory://")
-    seed_catalog(store, tiny_embedder)
-    demo = app.build_demo(SearchService(store, tiny_embedder, None, tiny_settings()))
+    demo = app.build_demo(seeded_service(tiny_embedder))
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
     yield Client(url, verbose=False)
     demo.close()

@@ -16,12 +16,11 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from similarity.search import SearchService
-from similarity.store import open_store
 from similarity.ui import build_blocks, launch_options
 from similarity.ui.api import SearchApi
 from similarity.ui.files import UiFiles
 
-from .test_app_handlers import seed_catalog, tiny_settings
+from .test_app_handlers import seeded_service
 
 SECRET = "not-a-thumbnail-7f3a"
 
@@ -35,9 +34,7 @@ def _launch(service: SearchService, files: UiFiles, **options):
 
 @pytest.fixture(scope="module")
 def service(tiny_embedder) -> SearchService:
-    store = open_store("memory://")
-    seed_catalog(store, tiny_embedder)
-    return SearchService(store, tiny_embedder, None, tiny_settings())
+    return seeded_service(tiny_embedder)
 
 
 @pytest.fixture(scope="module")
