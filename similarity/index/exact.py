@@ -44,8 +44,7 @@ class VectorIndex:
         self.rows = len(ids)  # physical rows, dead ones included
         self._matrix = matrix
         self._ids = Buffer.of(ids)
-        self.alive: np.ndarray | None = None  # None: every row is live; else a view of ``_alive``
-        self._alive: Buffer | None = None
+        self._alive: Buffer | None = None  # the live-row mask; None: every row is live
         self.live = self.rows
         self._vocab = {attr: vocab for attr, (vocab, _) in columns.items()}
         self._codes = {attr: Buffer.of(codes) for attr, (_, codes) in columns.items()}
@@ -64,6 +63,11 @@ class VectorIndex:
     def ids(self) -> np.ndarray:
         """Id of every physical row (dead rows included: check ``alive``)."""
         return self._ids.view(self.rows)
+
+    @property
+    def alive(self) -> np.ndarray | None:
+        """Which physical rows are live (None: all of them)."""
+        return None if self._alive is None else self._alive.view(self.rows)
 
     @property
     def matrix(self) -> np.ndarray:
@@ -220,7 +224,6 @@ class VectorIndex:
             out = self._appended(batch)
             if len(killed) or self._alive is not None:
                 out._alive = live_mask(self._alive, self.rows, killed, len(batch.ids))
-                out.alive = out._alive.view(out.rows)
             out.live = self.live - len(killed) + len(upserted)
             for id_ in removed:
                 row_of.pop(id_, None)
