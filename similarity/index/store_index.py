@@ -97,23 +97,19 @@ class StoreIndex(Ranker):
             raise EmptyCatalogError("The catalog is empty. Add products first: python -m data_seed --source demo")
         return index
 
-    def _current(self) -> VectorIndex | AnnIndex:
+    def _current(self, reload: bool = True) -> VectorIndex | AnnIndex:
         version = self.store.version()
         if self._index is None or version != self._version:
             with self._lock:
                 if self._index is None or version != self._version:
-                    self._refresh(version)
+                    self._refresh(version, reload)
         return self._index  # type: ignore[return-value]
 
     def _written(self) -> None:
         """A write through this process's store: patch now, so the next search does not pay for it.
-        A change that needs a full reload is left to the next search (a bulk seed would reload per batch)."""
-        if self._index is None:
-            return
-        with self._lock:
-            version = self.store.version()
-            if version != self._version:
-                self._refresh(version, reload=False)
+        A change that needs a full reload (or a first load) is left to the next search (a bulk seed would
+        reload per batch)."""
+        self._current(reload=False)
 
     def _refresh(self, version: str, reload: bool = True) -> None:
         if self._index is not None and self._marker is not None and len(self._index):

@@ -36,10 +36,11 @@ def _meta(db: sqlite3.Connection, key: str) -> str:
     return db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
 
 
-def latest(db: sqlite3.Connection) -> float:
-    """The newest stamp of any write (index lookups, no scan)."""
+def latest(db: sqlite3.Connection, feed_since: float | None = None) -> float:
+    """The newest stamp of any write (index lookups, no scan); ``feed_since`` if the caller has read it."""
     sql = "SELECT (SELECT MAX(updated_at) FROM products), (SELECT MAX(removed_at) FROM tombstones)"
-    return max([float(_meta(db, "feed_since")), *(float(v) for v in db.execute(sql).fetchone() if v is not None)])
+    floor = float(_meta(db, "feed_since")) if feed_since is None else feed_since
+    return max([floor, *(float(v) for v in db.execute(sql).fetchone() if v is not None)])
 
 
 def stamp(db: sqlite3.Connection) -> float:
@@ -55,14 +56,15 @@ def prune(db: sqlite3.Connection, now: float) -> None:
 
 def read(db: sqlite3.Connection, since: str | None, limit: int | None) -> tuple[ChangeSet, VectorBatch | None]:
     """The changes after ``since`` and, when ``limit`` is given and they name at most that many ids, their rows."""
-    feed_id, newest = _meta(db, "feed_id"), latest(db)
+    feed_id, feed_since = _meta(db, "feed_id"), float(_meta(db, "feed_since"))
+    newest = latest(db, feed_since)
     marker = f"{feed_id}:{newest!r}"
     owner, _, stamp_text = (since or "").partition(":")
     try:
         after = float(stamp_text)
     except ValueError:
         return ChangeSet(marker, complete=False), None
-    if owner != feed_id or not float(_meta(db, "feed_since")) <= after <= newest:
+    if owner != feed_id or not feed_since <= after <= newest:
         return ChangeSet(marker, complete=False), None  # another catalog's marker, or older than the tombstones
     removed = _ids(db, "SELECT id FROM tombstones WHERE removed_at > ?", after)
     # by the stamp index (no ORDER BY id: SQLite would walk the whole table in id order instead)
