@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from similarity.errors import ConfigError, StoreError
@@ -49,3 +51,13 @@ def test_not_a_database_is_a_store_error(tmp_path):
     bogus.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="Cannot open"):
         open_store(f"sqlite:///{bogus}")
+
+
+def test_a_refused_batch_leaves_no_transaction_open_and_the_next_write_works():
+    store = LocalStore()
+    products = make_products(3)
+    broken = dataclasses.replace(products[1], embedding=None)
+    with pytest.raises(StoreError, match="no embedding"):
+        store.upsert([products[0], broken])
+    assert store.count() == 0  # nothing of the refused batch was kept
+    assert store.upsert(products).added == 3 and store.count() == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -94,21 +95,32 @@ class LocalStore(CatalogStore):
     def upsert(self, products: Sequence[Product]) -> UpsertReport:
         if not products:
             return UpsertReport()
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                now = feed.stamp(self._db)
-                known = self._existing_locked([p.id for p in products])
-                self._db.executemany(_UPSERT, [_row(p, now) for p in products])
-                self._db.executemany("DELETE FROM tombstones WHERE id = ?", [(p.id,) for p in products])
-                self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK") if self._db.in_transaction else None
-                raise StoreError(f"Could not write to the catalog ({_reason(exc)}).") from None
+        with self._lock, self._writing("Could not write to the catalog") as now:
+            known = self._existing_locked([p.id for p in products])
+            self._db.executemany(_UPSERT, [_row(p, now) for p in products])
+            self._db.executemany("DELETE FROM tombstones WHERE id = ?", [(p.id,) for p in products])
+            self._bump_locked()
         self.notify_written()
         added = len({p.id for p in products} - known)
         return UpsertReport(added=added, updated=len({p.id for p in products}) - added)
+
+    @contextlib.contextmanager
+    def _writing(self, failure: str) -> Iterator[float]:
+        """One write transaction (the caller holds the lock), yielding its change-feed stamp; any error rolls
+        it back, and an SQLite error becomes ``StoreError("<failure> (<reason>).")``."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield feed.stamp(self._db)
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{failure} ({_reason(exc)}).") from None
+            raise
+
+    def _bump_locked(self) -> None:
+        self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
 
     def get(self, ids: Sequence[str], *, thumbnails: bool = True) -> list[Product]:
         columns = _COLUMNS_NO_VECTOR if thumbnails else _COLUMNS_NO_VECTOR.replace("thumbnail", "NULL")
@@ -159,21 +171,14 @@ class LocalStore(CatalogStore):
 
     def delete(self, ids: Sequence[str]) -> int:
         removed = 0
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                now = feed.stamp(self._db)
-                for chunk in _chunks(list(dict.fromkeys(ids))):
-                    marks = ", ".join("?" * len(chunk))
-                    sql = f"INSERT OR REPLACE INTO tombstones SELECT id, ? FROM products WHERE id IN ({marks})"
-                    self._db.execute(sql, [now, *chunk])  # a tombstone per removed product (change feed)
-                    removed += self._db.execute(f"DELETE FROM products WHERE id IN ({marks})", chunk).rowcount
-                feed.prune(self._db, now)
-                self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK") if self._db.in_transaction else None
-                raise StoreError(f"Could not remove products from the catalog ({_reason(exc)}).") from None
+        with self._lock, self._writing("Could not remove products from the catalog") as now:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                marks = ", ".join("?" * len(chunk))
+                sql = f"INSERT OR REPLACE INTO tombstones SELECT id, ? FROM products WHERE id IN ({marks})"
+                self._db.execute(sql, [now, *chunk])  # a tombstone per removed product (change feed)
+                removed += self._db.execute(f"DELETE FROM products WHERE id IN ({marks})", chunk).rowcount
+            feed.prune(self._db, now)
+            self._bump_locked()
         self.notify_written()
         return removed
 
@@ -198,18 +203,11 @@ class LocalStore(CatalogStore):
     def edit(self, id: str, fields: dict[str, object]) -> Product | None:
         check_editable(fields)
         values = {k: json.dumps(list(v)) if k in ("colors", "tags") else v for k, v in fields.items()}
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                sets = "".join(f"{k} = ?, " for k in values)
-                params = [*values.values(), feed.stamp(self._db), id]
-                cursor = self._db.execute(f"UPDATE products SET {sets}updated_at = ? WHERE id = ?", params)
-                if cursor.rowcount:
-                    self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK") if self._db.in_transaction else None
-                raise StoreError(f"Could not write to the catalog ({_reason(exc)}).") from None
+        with self._lock, self._writing("Could not write to the catalog") as now:
+            sql = "UPDATE products SET " + "".join(f"{k} = ?, " for k in values) + "updated_at = ? WHERE id = ?"
+            cursor = self._db.execute(sql, [*values.values(), now, id])
+            if cursor.rowcount:
+                self._bump_locked()
         if not cursor.rowcount:
             return None
         self.notify_written()
