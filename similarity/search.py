@@ -138,10 +138,10 @@ class SearchService:
         """A query from the normalised mean of products' stored vectors ("more like my saved products");
         the products themselves are left out of the matches. Products no longer in the catalog are skipped."""
         ids = tuple(dict.fromkeys(product_ids))
-        vectors = [v for v in (self.store.vector(i) for i in ids) if v is not None]
-        if not vectors:
+        batch = self.store.load_vectors_of(ids)  # one read, not one per product
+        if not batch.ids:
             raise NotFoundError("None of these saved products is in the catalog any more.")
-        mean = np.mean(np.stack(vectors).astype(np.float32), axis=0)
+        mean = np.mean(batch.vectors.astype(np.float32), axis=0)
         norm = float(np.linalg.norm(mean))
         if norm < 1e-6:
             raise SimilarityError("These saved products cancel each other out; remove one and try again.")
