@@ -46,6 +46,7 @@ class Query:
     # unit vectors per modality ("image", "text"), so a new text weight needs no re-embedding
     parts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
     exclude: tuple[str, ...] = ()  # products left out of the matches too (a user's saved products)
+    text_weight: float = 0.5  # the text's share next to the image part (see ``combine_parts``)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "source_id": self.source_id, "text": self.text}
@@ -111,7 +112,8 @@ class SearchService:
         with _timed(timings, "embed"):
             parts = self._embed_parts(picture, text)
         kind = "+".join(k for k, v in (("image", picture), ("text", text)) if v is not None)
-        return Query(combine_parts(parts, text_weight), kind, timings, picture, text=text, parts=parts)
+        vector = combine_parts(parts, text_weight)
+        return Query(vector, kind, timings, picture, text=text, parts=parts, text_weight=text_weight)
 
     def _embed_parts(self, picture: Any, text: str | None) -> dict[str, np.ndarray]:
         parts = {}
@@ -125,7 +127,14 @@ class SearchService:
         """The same image+text query with another text weight (no decoding or embedding)."""
         if len(query.parts) < 2:
             return query
-        return dataclasses.replace(query, vector=combine_parts(query.parts, text_weight), timings_ms={})
+        vector = combine_parts(query.parts, text_weight)
+        return dataclasses.replace(query, vector=vector, timings_ms={}, text_weight=text_weight)
+
+    def with_image(self, query: Query, vector: np.ndarray) -> Query:
+        """The same query with another image part (e.g. a region of the photo), composed again with its text."""
+        parts = {**query.parts, "image": np.asarray(vector, dtype=np.float32)}
+        kind = "+".join(k for k in ("image", "text") if k in parts)
+        return dataclasses.replace(query, vector=combine_parts(parts, query.text_weight), parts=parts, kind=kind)
 
     def product_query(self, product_id: str) -> Query:
         """A query from a stored product's vector ("more like this")."""

@@ -70,6 +70,16 @@ def test_text_weight_moves_between_image_and_text(catalog, tiny_embedder):
     assert catalog.encode(picture, text="x").kind == "image+text"
 
 
+def test_with_image_swaps_the_image_part_and_keeps_text_and_weight(catalog):
+    query = catalog.encode(make_image(COLOURS[0], shape=0), text="blue watch", text_weight=0.3)
+    other = catalog.encode(make_image(COLOURS[2], shape=1)).vector
+    swapped = catalog.with_image(query, other)
+    expected = 0.7 * other + 0.3 * query.parts["text"]
+    assert np.allclose(swapped.vector, expected / np.linalg.norm(expected), atol=1e-6)
+    assert swapped.text == "blue watch" and swapped.text_weight == 0.3 and swapped.kind == "image+text"
+    assert np.array_equal(query.parts["image"], catalog.encode(make_image(COLOURS[0], shape=0)).vector)  # untouched
+
+
 def test_similar_to_uses_stored_vector_and_leaves_source_out(catalog):
     source = catalog.search(text="anything", top_k=1).matches[0].product.id
     result = catalog.similar_to(source, top_k=4)

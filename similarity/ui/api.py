@@ -163,7 +163,7 @@ class SearchApi:
         return catalog_map.points(min(limit, MAX_MAP_POINTS), offset)
 
     def _rank(self, query: Query, args: RankArgs, links: Thumbnails) -> dict[str, Any]:
-        result = self.service.rank(query, args.filters, args.top_k, args.min_score)
+        result = args.rank(self.service, query)
         return result.to_dict(thumbnails=links)
 
 

@@ -183,10 +183,10 @@ class SearchHandlers:
 
     def rank_keeping_valid_ticks(self, query: Query, args: RankArgs) -> tuple[SearchResult, dict[str, Any]]:
         """Rank, then drop ticks that no longer appear in the facets (and rank again if any did)."""
-        result = self.service.rank(query, args.filters, args.top_k, args.min_score)
+        result = args.rank(self.service, query)
         valid = {g: fmt.facet_choices(result.facets.get(g, {}), ticks)[1] for g, ticks in args.groups.items()}
         if valid != {g: list(dict.fromkeys(t)) for g, t in args.groups.items()}:
-            result = self.service.rank(query, args.with_groups(valid).filters, args.top_k, args.min_score)
+            result = args.with_groups(valid).rank(self.service, query)
         updates = {}
         for group in FACET_GROUPS:
             choices, keep = fmt.facet_choices(result.facets.get(group, {}), valid[group])

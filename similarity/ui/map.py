@@ -82,7 +82,7 @@ class MapHandlers:
         if query is None or not snap.total:
             return out
         if result is None:
-            result = self.service.rank(query, args.filters, args.top_k, args.min_score)
+            result = args.rank(self.service, query)
         ids = [m.product.id for m in result.matches]
         coords = self.catalog_map.coordinates(ids)
         for m in result.matches:
@@ -201,7 +201,7 @@ class MapHandlers:
             raise SimilarityError("Click a point on the map first.")
         args, _ = RankArgs.from_inputs(ranking)
         query = self.service.product_query(product_id)
-        result = self.service.rank(query, args.filters, args.top_k, args.min_score)
+        result = args.rank(self.service, query)
         gallery = [(self.files.thumbnail(m.product), fmt.caption(m.product, m.score)) for m in result.matches]
         snap = self.snapshot() if sent else None
         chart = gr.skip() if snap is None else json.dumps({"overlay": self.overlay(snap, query, args, result)})

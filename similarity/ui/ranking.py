@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SimilarityError
 from ..records import FACET_GROUPS, Filters
 from ..search import DEFAULT_TOP_K
+
+if TYPE_CHECKING:
+    from ..records import SearchResult
+    from ..search import Query, SearchService
 
 RANK_INPUTS = ("top_k", "min_score", *FACET_GROUPS)  # the order of the ranking components in the layout
 
@@ -58,6 +62,10 @@ class RankArgs:
 
     def with_groups(self, groups: Mapping[str, Sequence[str] | None]) -> RankArgs:
         return dataclasses.replace(self, groups=_ticks(groups))
+
+    def rank(self, service: SearchService, query: Query) -> SearchResult:
+        """Rank ``query`` by these arguments: the one place the page, the API and the map hand them to the service."""
+        return service.rank(query, self.filters, self.top_k, self.min_score)
 
 
 def _ticks(groups: Mapping[str, Any]) -> dict[str, list[str]]:
