@@ -48,6 +48,35 @@ class TestMongoStoreExact(StoreContract):
     def make_store(self):
         return mongomock_store(feed_overlap=0.0)  # one process: no writes to re-report (see the overlap test)
 
+
+class FrozenClock:
+    """A clock that never moves: every write falls in the millisecond of the feed's horizon and of every
+    marker handed out before it (what a fast machine does now and then, pinned)."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestMongoStoreFrozenClock(StoreContract):
+    """The whole contract again with writes landing in the same millisecond as the markers before them."""
+
+    def make_store(self):
+        return mongomock_store(feed_overlap=0.0, clock=FrozenClock())
+
+
+def test_a_write_in_the_horizons_millisecond_is_reported_after_the_first_marker():
+    store = mongomock_store(feed_overlap=0.0, clock=FrozenClock())
+    start = store.changes(None)  # sets the feed's horizon: this millisecond
+    products = make_products(2)
+    store.upsert(products)  # the same millisecond by the clock: stamped just after the horizon instead
+    change = store.changes(start.marker)
+    assert change.complete and set(change.upserted_ids) == {p.id for p in products}
+    store.delete([products[0].id])
+    assert store.changes(change.marker).removed_ids == (products[0].id,)
+
     def test_the_feed_reports_recent_writes_again_and_the_index_stays_right(self):
         store = mongomock_store()  # the default overlap covers writers in other processes
         products = make_products(30)

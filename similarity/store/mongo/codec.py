@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
@@ -99,9 +100,10 @@ def facet_tuple(value: Any) -> tuple[str, ...]:
     return (str(value),) if value else ()
 
 
-def next_timestamp(latest: dt.datetime | None) -> dt.datetime:
-    """Now, in whole milliseconds (BSON precision), strictly after the newest write so version() always moves."""
-    now = dt.datetime.fromtimestamp(int(time.time() * 1000) / 1000, _UTC)
+def next_timestamp(latest: dt.datetime | None, clock: Callable[[], float] = time.time) -> dt.datetime:
+    """Now, in whole milliseconds (BSON precision), strictly after ``latest`` (the newest stamp a change-feed
+    marker can hold), so version() always moves and a write never hides behind a marker already handed out."""
+    now = dt.datetime.fromtimestamp(int(clock() * 1000) / 1000, _UTC)
     step = dt.timedelta(milliseconds=1)
     return latest + step if latest is not None and now <= latest else now
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,6 +79,7 @@ class MongoStore(CatalogStore):
         connect: Callable[[], Any] | None = None,
         collection: Any = None,
         feed_overlap: float = feed.OVERLAP_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if search not in MONGO_SEARCH_MODES:
             raise ConfigError(f"SIMILARITY_MONGO_SEARCH={search!r} is not valid; choose one of: auto, atlas, exact")
@@ -89,6 +91,7 @@ class MongoStore(CatalogStore):
         self._indexed = False
         self._feed_ready = False  # the tombstones collection and its horizon exist
         self.feed_overlap = feed_overlap  # seconds of writes the change feed reports again (changes.py)
+        self.clock = clock  # seconds since the epoch; stamps writes and the feed's horizon (tests freeze it)
         self._resolved: str | None = None
 
     @classmethod
@@ -134,7 +137,8 @@ class MongoStore(CatalogStore):
         with self.conn.guard("write products"):
             coll = self._coll()
             self._ensure_indexes(coll)
-            now = next_timestamp(_latest_update(coll))
+            tombstones = self._tombstones(coll)
+            now = self._stamp(coll, tombstones)
             ops = [
                 UpdateOne(
                     {"_id": p.id},
@@ -144,7 +148,7 @@ class MongoStore(CatalogStore):
                 for p in latest.values()
             ]
             result = coll.bulk_write(ops, ordered=False)
-            self._tombstones(coll, now).clear(list(latest))  # stored again: no longer removed
+            tombstones.clear(list(latest))  # stored again: no longer removed
         self.notify_written()
         return UpsertReport(added=result.upserted_count, updated=result.matched_count)
 
@@ -168,7 +172,7 @@ class MongoStore(CatalogStore):
             found = [d["_id"] for d in coll.find({"_id": {"$in": ids}}, {"_id": 1})]
             tombstones = self._tombstones(coll)
             # the tombstone goes first: a removal is never missed by the feed, at worst reported early
-            tombstones.record(found, next_timestamp(_latest_write(coll, tombstones)))
+            tombstones.record(found, self._stamp(coll, tombstones))
             return coll.delete_many({"_id": {"$in": found}}).deleted_count if found else 0
 
         removed = self._run("delete products", delete)
@@ -258,12 +262,18 @@ class MongoStore(CatalogStore):
         self._resolved = None  # auto mode re-detects on the next ranker() call
 
     # -- change feed (changes.py) ------------------------------------------------------------------
-    def _tombstones(self, coll: Any, now: dt.datetime | None = None) -> feed.Tombstones:
+    def _tombstones(self, coll: Any) -> feed.Tombstones:
         tombstones = feed.Tombstones(coll)
         if not self._feed_ready:
-            tombstones.ensure(now or next_timestamp(None))
+            tombstones.ensure(next_timestamp(None, self.clock))
             self._feed_ready = True
         return tombstones
+
+    def _stamp(self, coll: Any, tombstones: feed.Tombstones) -> dt.datetime:
+        """A write's time: strictly after every stamp a feed marker can hold (updates, removals, the horizon),
+        so a write in the same millisecond as a marker already handed out is still reported after it."""
+        stamps = [t for t in (_latest_update(coll), tombstones.latest(), tombstones.horizon()) if t is not None]
+        return next_timestamp(max(stamps) if stamps else None, self.clock)
 
     def changes(self, since: str | None) -> ChangeSet:
         def read(coll: Any) -> ChangeSet:
@@ -277,7 +287,7 @@ class MongoStore(CatalogStore):
         values = {k: list(v) if k in ("colors", "tags") else v for k, v in fields.items()}
 
         def edit(coll: Any) -> dict[str, Any] | None:
-            now = next_timestamp(_latest_write(coll, self._tombstones(coll)))
+            now = self._stamp(coll, self._tombstones(coll))
             return coll.find_one_and_update(
                 {"_id": id}, {"$set": {**values, "updated_at": now}}, projection={"embedding": 0},
                 return_document=ReturnDocument.AFTER,
@@ -321,11 +331,6 @@ def _batch(docs: Any) -> VectorBatch:
         for attr in FACET_ATTRIBUTES:
             facets[attr].append(facet_tuple(doc.get(attr)))
     return VectorBatch(ids, stack_vectors(vectors), facets)
-
-
-def _latest_write(coll: Any, tombstones: feed.Tombstones) -> dt.datetime | None:
-    stamps = [t for t in (_latest_update(coll), tombstones.latest()) if t is not None]
-    return max(stamps) if stamps else None
 
 
 def _latest_update(coll: Any) -> dt.datetime | None:
