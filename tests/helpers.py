@@ -10,7 +10,15 @@ from PIL import Image, ImageDraw
 from similarity.records import Product
 
 TINY_MODEL = "tiny-test"
-TINY_ENV = {"SIMILARITY_CLIP_MODEL": TINY_MODEL, "SIMILARITY_CLIP_PRETRAINED": "none", "HF_HUB_OFFLINE": "1"}
+# fp32 pinned: on a CPU with AVX512_BF16 or AMX, ``auto`` times a bf16 probe, and the tiny model's runs take
+# a millisecond or two, so its choice is noise; two processes could then embed the same photo ~3e-3 apart
+TINY_PRECISION = "fp32"
+TINY_ENV = {
+    "SIMILARITY_CLIP_MODEL": TINY_MODEL,
+    "SIMILARITY_CLIP_PRETRAINED": "none",
+    "HF_HUB_OFFLINE": "1",
+    "SIMILARITY_PRECISION": TINY_PRECISION,
+}
 
 
 def make_image(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (96, 80), shape: int = 0):
