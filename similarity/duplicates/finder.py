@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_THRESHOLD = 0.90  # cosine of a candidate pair
 PIXEL_THRESHOLD = 0.82  # pixel similarity of a near-identical pair (benchmarks/duplicates.py)
 DEFAULT_K = 10  # neighbours looked at per product
-BLOCK_BYTES = 64 << 20  # one block's query-by-catalog score matrix
+BLOCK_BYTES = 32 << 20  # one block's query-by-catalog score matrix (its top-k positions take twice that)
 THUMB_BATCH = 256  # thumbnails read per store call
 NEAR, SIMILAR = "near-identical", "similar"
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -82,7 +82,7 @@ def neighbour_pairs(
         stop = min(n, start + block)
         sims = vectors[start:stop] @ vectors.T
         sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not a pair with itself
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n else np.argsort(-sims, axis=1)[:, :k]
+        top = np.argpartition(sims, n - k, axis=1)[:, n - k :] if k < n else np.argsort(sims, axis=1)[:, -k:]
         top_scores = np.take_along_axis(sims, top, axis=1)
         keep = top_scores >= threshold
         rows = np.repeat(np.arange(start, stop), k).reshape(-1, k)[keep]
