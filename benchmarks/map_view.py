@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "echarts.min.js").write_bytes(LIBRARY.read_bytes())
-        (folder / "map_view.js").write_bytes((STATIC / "map_view.js").read_bytes())
+        script = "\n".join((STATIC / name).read_text(encoding="utf-8") for name in ("map_view.js", "map_select.js"))
+        (folder / "map_view.js").write_text(script, encoding="utf-8")  # as the Map tab hands it to Gradio
         (folder / "index.html").write_text(HARNESS % (CSS, TEMPLATE.format(lib="echarts.min.js")), encoding="utf-8")
         server, url = serve(folder)
         with sync_playwright() as playwright:

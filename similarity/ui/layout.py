@@ -23,6 +23,7 @@ from .explain import ExplainHandlers, build_explain_panel
 from .files import UiFiles
 from .handlers import SearchHandlers
 from .map import MapHandlers, build_map_tab
+from .map_select import SelectionHandlers, build_selection_panel
 from .saved import SavedHandlers, browser_state, build_saved_tab
 from .saved_api import SavedApi, build_saved_api
 from .thumbs import DEFAULT_THUMBNAILS, THUMBNAIL_MODES
@@ -76,7 +77,9 @@ def build_blocks(
                 refresh = build_saved_tab(saved_tab, browser, demo)
             saved_page.select(**refresh)
             with gr.Tab("Map", id="map") as map_page:
-                build_map_tab(MapHandlers(service, files), map_page, parts.session, parts.ranking)
+                maps = MapHandlers(service, files)
+                chart, sent = build_map_tab(maps, map_page, parts.session, parts.ranking)
+                build_selection_panel(SelectionHandlers(maps, catalog), chart, sent, parts.ranking)
             with gr.Tab("Catalog", id="catalog"):
                 _catalog_tab(demo, catalog)
         footer = gr.Markdown(_footer(service), elem_id="footer")

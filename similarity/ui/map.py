@@ -27,7 +27,7 @@ from ..search import Query, SearchService
 from . import format as fmt
 from .files import UiFiles
 from .handlers import SearchSession, user_errors
-from .map_data import MapSnapshot, build_snapshot
+from .map_data import MapSnapshot, build_snapshot, snapshot_key
 from .map_html import CARD_CSS, CARD_HINT, CSS, TEMPLATE, product_card, tip
 from .ranking import RankArgs
 
@@ -66,7 +66,7 @@ class MapHandlers:
         if self.catalog_map is None:
             return None
         head = self.catalog_map.points(0, 0)
-        key = f"{head.get('catalog_version', '')}:{head.get('method', '')}"
+        key = snapshot_key(head)
         with self._lock:
             if self._snapshot is None or self._snapshot.key != key:
                 self._snapshot = build_snapshot(self.catalog_map.points)
@@ -240,10 +240,11 @@ def _results_line(result: SearchResult) -> str:
     return f"{count} similar product{'s' if count != 1 else ''}, numbered on the map by rank."
 
 
-def build_map_tab(handlers: MapHandlers, tab: gr.Tab, session: gr.State, ranking: Sequence[Any]) -> None:
-    """The tab's components and events; ``session`` and ``ranking`` (RANK_INPUTS order) are the Search tab's."""
+def build_map_tab(handlers: MapHandlers, tab: gr.Tab, session: gr.State, ranking: Sequence[Any]) -> tuple[Any, Any]:
+    """The tab's components and events; ``session`` and ``ranking`` (RANK_INPUTS order) are the Search tab's.
+    Returns the chart and the state naming the layout drawn in this browser (for the selection panel)."""
     gr.set_static_paths([LIBRARY.parent])  # the vendored chart library, served by the app itself
-    script = (STATIC / "map_view.js").read_text(encoding="utf-8")
+    script = "\n".join((STATIC / name).read_text(encoding="utf-8") for name in ("map_view.js", "map_select.js"))
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=360):
             note = gr.Markdown("", elem_id="map-note")
@@ -270,6 +271,7 @@ def build_map_tab(handlers: MapHandlers, tab: gr.Tab, session: gr.State, ranking
     chart.point_click(handlers.show_card, None, [card, more, picked], **private)
     more.click(handlers.more_like_this, [picked, sent, *ranking], [results, chart, found, focus], **private)
     results.select(handlers.pick_result, [focus], [card, more, picked], **private)
+    return chart, sent
 
 
 def _server_hover(handlers: MapHandlers) -> Any:

@@ -59,6 +59,8 @@ class MapSnapshot:
     density: list[list[float]] | None = None  # [[x, y, count], ...] cell centres of every product
     cell: tuple[float, float] = (0.0, 0.0)
     row_of: dict[str, int] = dataclasses.field(default_factory=dict)
+    clusters: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # named clusters of the layout
+    cluster_of: np.ndarray | None = None  # int16 per drawn point (-1: none)
 
     def __post_init__(self) -> None:
         self.row_of = {id_: row for row, id_ in enumerate(self.ids)}
@@ -84,7 +86,21 @@ class MapSnapshot:
             "fields": fields,
             "density": self.density,
             "cell": list(self.cell),
+            "clusters": self.clusters,
+            "cluster": _b64(self._cluster_codes().astype("<i2")),
         }
+
+    def _cluster_codes(self) -> np.ndarray:
+        return self.cluster_of if self.cluster_of is not None else np.full(len(self.ids), -1, np.int16)
+
+    def selected_ids(self, mask: str) -> list[str]:
+        """The drawn points whose bits are set in ``mask`` (base64, LSB first, as ``mask_payload``)."""
+        try:
+            bits = np.unpackbits(np.frombuffer(base64.b64decode(mask, validate=True), np.uint8), bitorder="little")
+        except (ValueError, TypeError):
+            return []
+        rows = np.flatnonzero(bits[: len(self.ids)])
+        return [self.ids[r] for r in rows]
 
     def mask_payload(self, passing: Iterable[str]) -> str:
         """Base64 bits (LSB first) of the drawn points that pass the filters."""
@@ -99,12 +115,13 @@ def build_snapshot(
 ) -> MapSnapshot:
     """Read the layout page by page (``pages(limit, offset)`` = ``CatalogMap.points``) and keep what is drawn."""
     first = pages(page, 0)
-    total, key = int(first.get("total", 0)), f"{first.get('catalog_version', '')}:{first.get('method', '')}"
+    total, key = int(first.get("total", 0)), snapshot_key(first)
     chosen = _sample(total, max_drawn)
     ids: list[str] = []
     every: list[tuple[float, float]] = []  # all coordinates, for the density grid (8 bytes a product)
     kept: list[int] = []
     values: dict[str, list[str]] = {name: [] for name in FIELDS}
+    cluster_of: list[int] = []
     offset, data = 0, first
     while True:
         for point in data.get("points") or ():
@@ -116,6 +133,7 @@ def build_snapshot(
                 values["category"].append(str(point.get("category") or "other"))
                 values["brand"].append(str(point.get("brand") or NO_BRAND))
                 values["color"].append(str((point.get("colors") or [NO_COLOR])[0]))
+                cluster_of.append(int(point.get("cluster", -1)))
         offset += page  # pages skip products removed since the layout was made: step by the page size
         if offset >= total or not data.get("points"):
             break
@@ -125,11 +143,19 @@ def build_snapshot(
     fields["color"] = _color_field(values["color"])
     note = str(first.get("note") or "")
     snapshot = MapSnapshot(key, str(first.get("method", "")), note, total, ids, xy_all[kept], fields)
+    snapshot.clusters = list(first.get("clusters") or [])
+    snapshot.cluster_of = np.asarray(cluster_of, dtype=np.int16)
     if chosen is not None:
         snapshot.density, snapshot.cell = density_grid(xy_all)
         sample = f"A sample of {len(ids):,} of {total:,} products is drawn; the shading shows where all of them lie."
         snapshot.note = f"{note} {sample}".strip()
     return snapshot
+
+
+def snapshot_key(head: Mapping[str, Any]) -> str:
+    """What identifies a drawn layout: catalog version, method and its clusters (named after a restart)."""
+    named = len(head.get("clusters") or ())
+    return f"{head.get('catalog_version', '')}:{head.get('method', '')}" + (f":{named}" if named else "")
 
 
 def density_grid(xy: np.ndarray, cells: int = DENSITY_CELLS) -> tuple[list[list[float]], tuple[float, float]]:

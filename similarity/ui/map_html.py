@@ -11,15 +11,36 @@ TEMPLATE = """<div class="map-view" data-lib="{lib}">
 <div class="map-tools"><label>Colour by <select class="map-colour" aria-label="Colour points by">
 <option value="category">category</option><option value="brand">brand</option><option value="color">colour</option>
 </select></label><button type="button" class="map-reset">Reset zoom</button>
-<span class="map-help">scroll to zoom · drag to pan · click a point</span></div>
-<div class="map-stage"><canvas class="map-points"></canvas><div class="map-chart"></div></div></div>"""
+<span class="map-modes" role="group" aria-label="Mouse mode">
+<button type="button" data-mode="pan" class="on">Pan</button><button type="button" data-mode="lasso">Lasso</button>
+<button type="button" data-mode="box">Box</button></span>
+<button type="button" class="map-clear">Clear</button><span class="map-selected"></span>
+<span class="map-help" title="scroll to zoom · drag to pan · click a point · Lasso/Box: drag to select,
+click to add or remove a point">scroll · drag · click</span></div>
+<div class="map-body"><div class="map-stage"><canvas class="map-points"></canvas><div class="map-chart"></div>
+<canvas class="map-draw"></canvas><div class="map-labels"></div></div>
+<div class="map-side"><b>Clusters</b><ol class="map-cluster-list"></ol></div></div></div>"""
 CSS = """
 .map-view {position: relative;}
 .map-tools {display: flex; gap: 12px; align-items: center; font-size: .85em; margin-bottom: 4px;}
 .map-tools select, .map-tools button {border: 1px solid var(--border-color-primary); border-radius: 6px;
   padding: 2px 8px; background: var(--background-fill-primary);}
 .map-help {opacity: .6;}
-.map-stage {position: relative;}
+.map-body {display: flex; gap: 8px;}
+.map-stage {position: relative; flex: 1; min-width: 0;}
+.map-side {width: 170px; max-height: 560px; overflow-y: auto; font-size: .8em;}
+.map-side ol {margin: 4px 0 0; padding-left: 18px;}
+.map-side li button {border: none; background: none; padding: 1px 0; text-align: left; cursor: pointer; color: inherit;}
+.map-side li button:hover {text-decoration: underline;}
+.map-modes button.on {background: var(--color-accent-soft, #e0e7ff); border-color: var(--color-accent, #6366f1);}
+.map-selected {font-weight: 600;}
+.map-draw {position: absolute; left: 0; top: 0; pointer-events: none; z-index: 3;}
+.map-draw.active {pointer-events: auto; cursor: crosshair;}
+.map-labels {position: absolute; left: 0; top: 0; width: 100%; height: 100%; pointer-events: none; z-index: 2;
+  overflow: hidden;}
+.map-label {position: absolute; transform: translate(-50%, -50%); pointer-events: none;
+  white-space: nowrap; font-size: 12px; font-weight: 600; padding: 1px 6px; border-radius: 8px;
+  background: rgba(255, 255, 255, .85); color: #1f2937; border: 1px solid rgba(0, 0, 0, .15);}
 .map-points {position: absolute; left: 0; top: 0; pointer-events: none;}
 .map-chart {position: relative; width: 100%; height: 560px;}
 .map-tip-box {position: absolute; display: none; z-index: 9; pointer-events: none; background: #fff; color: #333;

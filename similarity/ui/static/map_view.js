@@ -152,6 +152,7 @@ function paint() {
   const image = paint.image, out = new Int32Array(image.data.buffer).fill(0);  // RGBA bytes: 0xAABBGGRR
   const [drawn, dimmed] = splat(out, W, [L, T, R, B], [sx, sy, ox, oy], dpr);
   layer.getContext("2d").putImageData(image, 0, 0);
+  decorate(layer.getContext("2d"));  // the selection and the cluster names (map_select.js)
   // for tests and the benchmark: what this paint drew, its number and its time
   const paints = Number(root.dataset.paints || 0) + 1, paintMs = (performance.now() - t0).toFixed(2);
   Object.assign(root.dataset, {painted: drawn + dimmed, paintedDimmed: dimmed, paints, paintMs});
@@ -256,7 +257,7 @@ function receive(raw) {
   let message;
   try { message = JSON.parse(raw); } catch (e) { return; }
   const fresh = message.points && (!base || message.points.key !== base.key);
-  if (fresh) { base = decode(message.points); cards.clear(); hideTip(); }
+  if (fresh) { base = decode(message.points); cards.clear(); hideTip(); selectionReset(); }
   if ("overlay" in message) overlay = message.overlay;
   if (fresh || "overlay" in message) render(!fresh);
 }
@@ -296,6 +297,7 @@ library().then(() => {
     chart.dispatchAction({type: "dataZoom", dataZoomIndex: 0, start: 0, end: 100});
     chart.dispatchAction({type: "dataZoom", dataZoomIndex: 1, start: 0, end: 100});
   });
+  wireSelection();
   receive(props.value);
   watch("value", () => receive(props.value));
   root.dataset.ready = "1";
