@@ -12,6 +12,7 @@ from .accounts.cli import add_users_parser, run_users
 from .catalog_cli import COMMANDS as CATALOG_COMMANDS
 from .catalog_cli import add_catalog_parsers, run_catalog
 from .config import Settings
+from .duplicates.cli import add_duplicates_parser, run_duplicates
 from .errors import SimilarityError
 
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("info", help="store, product count, model and categories")
     add_users_parser(commands)
     add_catalog_parsers(commands)  # remove, edit
+    add_duplicates_parser(commands)
     return parser
 
 
@@ -55,6 +57,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return run_users(args, settings)
     if args.command in CATALOG_COMMANDS:  # the catalog only: no model
         return run_catalog(args, settings)
+    if args.command == "duplicates":  # the catalog only: vectors and thumbnails
+        return run_duplicates(args, settings)
 
     service = build_service(settings, tagger=_NoTagger())
     try:
