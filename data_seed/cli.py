@@ -90,10 +90,7 @@ def _create_index(store: object, quantization: str | None, settings: Settings) -
 def _embedder(settings: Settings) -> object:
     from similarity.embedder import OpenClipEmbedder
 
-    return OpenClipEmbedder(
-        settings.clip_model, settings.clip_pretrained, device=settings.device,
-        batch_size=settings.batch_size, torch_threads=settings.torch_threads, precision=settings.precision,
-    )  # fmt: skip
+    return OpenClipEmbedder.from_settings(settings)
 
 
 def _seed(args: argparse.Namespace, store: object, settings: Settings) -> int:

@@ -115,6 +115,8 @@ def _print_info(info: dict[str, Any]) -> None:
     print(f"model:    {info['model']}{weights}")
     if "precision" in info:
         print(f"precision: {info['precision'] or 'auto (chosen when the model loads)'} - {info['precision_note']}")
+    if info.get("device"):
+        print(f"device:   {info['device']}")
     print(f"tagger:   {info.get('tagger', 'off')}")
     for category, count in info.get("categories", {}).items():
         print(f"  {category:<20} {count}")

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from .device import check_spec as check_device
 from .errors import ConfigError
 from .precision import PRECISIONS
 
@@ -29,7 +30,7 @@ class Settings:
     store_url: str = DEFAULT_STORE
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = "laion2b_s34b_b79k"
-    device: str = "cpu"
+    device: str = "auto"  # SIMILARITY_DEVICE: auto | cpu | cuda[:N] | mps (see similarity.device)
     batch_size: int = 16
     torch_threads: int = 0  # 0 = the cores this process may use
     precision: str = "auto"  # auto | fp32 | bf16 (see similarity.precision)
@@ -57,6 +58,7 @@ class Settings:
     system: str = ""  # SYSTEM: "spaces" on a Hugging Face Space (turns on Hugging Face sign-in)
     regions: str = "auto"  # SIMILARITY_REGIONS: auto (Gemini with a key, else offline) | gemini | offline | off
     mcp_server: bool | None = None  # GRADIO_MCP_SERVER: MCP tools (unset: on where the mcp package is installed)
+    zero_gpu: bool = False  # SPACES_ZERO_GPU: a ZeroGPU Space (model calls run under spaces.GPU)
 
     def __post_init__(self) -> None:
         _check_choice("SIMILARITY_TAGGER", self.tagger, TAGGERS)
@@ -65,6 +67,7 @@ class Settings:
         _check_choice("SIMILARITY_PRECISION", self.precision, PRECISIONS)
         _check_choice("SIMILARITY_MAP", self.map_layout, MAP_LAYOUTS)
         _check_choice("SIMILARITY_REGIONS", self.regions, REGION_MODES)
+        object.__setattr__(self, "device", check_device(self.device))
         if self.map_sample < 100:
             raise ConfigError("SIMILARITY_MAP_SAMPLE must be at least 100")
         if self.batch_size < 1 or self.facet_candidates < 1:
@@ -133,6 +136,7 @@ _ENV_FIELDS: dict[str, tuple[tuple[str, ...], type]] = {
     "system": (("SYSTEM",), str),
     "mcp_server": (("GRADIO_MCP_SERVER",), bool),
     "regions": (("SIMILARITY_REGIONS",), str),
+    "zero_gpu": (("SPACES_ZERO_GPU",), bool),
 }
 
 
@@ -146,7 +150,7 @@ def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
 
 def _parse(names: tuple[str, ...], raw: str, kind: type) -> object:
     if kind is bool:
-        if raw.lower() in ("1", "true", "yes", "on"):
+        if raw.lower() in ("1", "true", "yes", "on", "t"):
             return True
         if raw.lower() in ("0", "false", "no", "off"):
             return False

@@ -181,9 +181,11 @@ class SearchService:
             products = {p.id: p for p in self.store.get([i for i, _ in pairs[:top_k]])}
         matches = [Match(products[i], s, rank) for rank, (i, s) in enumerate(pairs[:top_k], 1) if i in products]
         timings["total"] = sum(timings.values())
-        precision = getattr(self.embedder, "precision", None)
+        precision, device = getattr(self.embedder, "precision", None), device_label(self.embedder)
         position = self._map_position(query, matches)
-        return SearchResult(matches, ranking.facets, timings, self.model_id, query.describe(), precision, position)
+        return SearchResult(
+            matches, ranking.facets, timings, self.model_id, query.describe(), precision, position, device
+        )
 
     def _map_position(self, query: Query, matches: list[Match]) -> tuple[float, float] | None:
         """Where the query sits on the catalog map (a product query: at the product); None without a layout."""
@@ -300,14 +302,8 @@ def build_service(
     from .tagging import make_tagger
 
     settings = settings or Settings.from_env()
-    embedder = overrides.pop("embedder", None) or OpenClipEmbedder(
-        settings.clip_model,
-        settings.clip_pretrained,
-        device=settings.device,
-        batch_size=settings.batch_size,
-        torch_threads=settings.torch_threads,
-        precision=settings.precision,
-    )
+    embedder = overrides.pop("embedder", None) or OpenClipEmbedder.from_settings(settings)
+    device_label(embedder)  # resolved now: a SIMILARITY_DEVICE naming a missing GPU stops the start-up here
     store = overrides.pop("store", None) or open_store(settings.store_url, settings)
     tagger = overrides.pop("tagger", None) or make_tagger(settings, embedder)
     ranker = overrides.pop("ranker", None) or default_ranker(store, settings, background=background_index)
@@ -332,6 +328,12 @@ def _discount(facets: dict[str, dict[str, int]], products: list[Product], filter
                         counts[value] -= 1
                     else:
                         counts.pop(value, None)
+
+
+def device_label(embedder: Any) -> str | None:
+    """The embedder's device for people ("cuda:0 NVIDIA L4"); None for an embedder without one (a fake)."""
+    device = getattr(embedder, "device_info", None)
+    return getattr(device, "label", None)
 
 
 def combine_parts(parts: dict[str, np.ndarray], text_weight: float) -> np.ndarray:

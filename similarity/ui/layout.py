@@ -12,7 +12,7 @@ from ..accounts import Accounts
 from ..errors import SimilarityError
 from ..records import CATEGORIES, COLORS
 from ..saved import SavedProducts
-from ..search import DEFAULT_TOP_K, SearchService
+from ..search import DEFAULT_TOP_K, SearchService, device_label
 from . import format as fmt
 from .api import SearchApi
 from .catalog import READ_ONLY, WRITABLE, CatalogHandlers
@@ -302,9 +302,10 @@ def _info(service: SearchService) -> dict[str, Any]:
         "store": service.store.display_url,
         "tagger": getattr(service.tagger, "name", "off"),
         "precision": getattr(embedder, "precision", "fp32"),
+        "device": device_label(embedder),
     }
 
 
 def _footer(service: SearchService) -> str:
     info = _info(service)
-    return fmt.footer_markdown(info["model"], info["store"], info["tagger"], info["precision"])
+    return fmt.footer_markdown(info["model"], info["store"], info["tagger"], info["precision"], info["device"])
