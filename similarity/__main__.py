@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     for group in ("category", "brand", "color", "tag"):
         search.add_argument(f"--{group}", action="append", default=[], help=f"filter by {group} (repeatable)")
     search.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    search.add_argument("--regions", action="store_true", help="find the products in the photo and search each")
+    search.add_argument("--box", help="search only this box of the photo: x0,y0,x1,y1 in its pixels")
     commands.add_parser("info", help="store, product count, model and categories")
     add_users_parser(commands)
     add_catalog_parsers(commands)  # remove, edit
@@ -75,6 +77,10 @@ def _run(args: argparse.Namespace, service: Any) -> int:
     if not args.image and not args.text:
         raise SimilarityError("Give an image path or URL, or --text.")
     url = args.image if args.image and is_url(args.image) else None
+    if args.regions or args.box:
+        from .regions.cli import run_regions
+
+        return run_regions(args, service, url)
     filters = Filters.of(categories=args.category, brands=args.brand, colors=args.color, tags=args.tag)
     result = service.search(
         None if url else args.image, url=url, text=args.text, text_weight=args.text_weight,

@@ -99,6 +99,16 @@ def test_blocks_give_the_same_pairs(monkeypatch):
     assert {tuple(r) for r in whole.rows} == {tuple(r) for r in blocked.rows}
 
 
+def test_bf16_and_float32_scoring_give_the_same_pairs_and_exact_cosines():
+    vectors = random_unit_vectors(400, 64, seed=8)
+    near = vectors[:40] + 0.15 * random_unit_vectors(40, 64, seed=9)
+    vectors = np.concatenate([vectors, near / np.linalg.norm(near, axis=1, keepdims=True)])
+    exact, half = neighbour_pairs(vectors, 0.9, 5, half=False), neighbour_pairs(vectors, 0.9, 5, half=True)
+    assert len(exact.rows) >= 30
+    assert {tuple(r) for r in exact.rows} == {tuple(r) for r in half.rows}
+    np.testing.assert_allclose(half.cosine, exact.cosine, atol=1e-5)  # rescored in float32
+
+
 def test_not_a_duplicate_is_remembered(tmp_path, tiny_embedder):
     store = open_store(f"sqlite:///{tmp_path / 'catalog.db'}")
     first = product_photo(1, 0)

@@ -18,6 +18,7 @@ from .api import SearchApi
 from .catalog import READ_ONLY, WRITABLE, CatalogHandlers
 from .catalog_edit import EditHandlers, build_edit_panel
 from .detail import DetailHandlers, detail_view, wire_detail
+from .duplicates import DuplicateHandlers, build_duplicates_panel
 from .explain import ExplainHandlers, build_explain_panel
 from .files import UiFiles
 from .handlers import SearchHandlers
@@ -215,6 +216,7 @@ def _catalog_tab(demo: gr.Blocks, handlers: CatalogHandlers) -> None:
             _add_products(handlers, store_info, [*groups, page], [gallery, page_info, *groups, page])
             refresh = {"fn": handlers.browse, "inputs": [*groups, page], "outputs": [gallery, page_info, *groups, page]}
             build_edit_panel(EditHandlers(handlers), groups, page, gallery, {**refresh, **PRIVATE})
+            build_duplicates_panel(DuplicateHandlers(handlers), {**refresh, **PRIVATE})
     browse = {"outputs": [gallery, page_info, *groups, page], **PRIVATE}
     gr.on([g.input for g in groups], handlers.first_page, inputs=groups, trigger_mode="always_last", **browse)
     previous.click(handlers.previous_page, inputs=[*groups, page], **browse)
