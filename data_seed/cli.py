@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--create-vector-index", action="store_true", help="create the Atlas vector index")
     parser.add_argument("--quantization", choices=["scalar"], help="Atlas vector index quantization")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--skip-near-duplicates", action="store_true",
+        help="do not add products near-identical to one already stored (they are listed either way)",
+    )  # fmt: skip
     add_dataset_arguments(parser)
     return parser
 
@@ -86,13 +90,12 @@ def _create_index(store: object, quantization: str | None, settings: Settings) -
 def _embedder(settings: Settings) -> object:
     from similarity.embedder import OpenClipEmbedder
 
-    return OpenClipEmbedder(
-        settings.clip_model, settings.clip_pretrained, device=settings.device,
-        batch_size=settings.batch_size, torch_threads=settings.torch_threads, precision=settings.precision,
-    )  # fmt: skip
+    return OpenClipEmbedder.from_settings(settings)
 
 
 def _seed(args: argparse.Namespace, store: object, settings: Settings) -> int:
+    from similarity.duplicates import SeedScreen
+
     from . import seed_source
     from .pipeline import reembed_stored
 
@@ -110,14 +113,23 @@ def _seed(args: argparse.Namespace, store: object, settings: Settings) -> int:
     report = seed_source(
         args.source, store, embedder, limit=args.limit, progress=progress, options=options_from_args(args),
         batch_size=args.batch_size, workers=args.workers, reembed=args.reembed, enrich=enrich,
+        screen=None if args.reembed else SeedScreen(store), skip_screened=args.skip_near_duplicates,
     )  # fmt: skip
     print(f"{report.summary()} -> {store.display_url} ({store.count()} products)")
     for line in report.notes:
         print(f"  {line}")
+    _print_near_duplicates(report)
     _print_tagging(enrich)
     if args.retag:
         _retag(store, enrich, progress)
     return report.exit_code
+
+
+def _print_near_duplicates(report: object) -> None:
+    """One line per item near-identical to a product already in the catalog (added or skipped)."""
+    for o in report.outcomes:
+        if o.reason.startswith("near-identical"):
+            print(f"  {o.key}: {o.reason}{' - skipped' if o.status == 'skipped' else ''}")
 
 
 def _enricher(args: argparse.Namespace, settings: Settings, embedder: object) -> object:

@@ -13,6 +13,7 @@ from .arrange import SORTS
 from .catalog_cli import COMMANDS as CATALOG_COMMANDS
 from .catalog_cli import add_catalog_parsers, run_catalog
 from .config import Settings
+from .duplicates.cli import add_duplicates_parser, run_duplicates
 from .errors import SimilarityError
 
 
@@ -30,9 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         search.add_argument(f"--{group}", action="append", default=[], help=f"filter by {group} (repeatable)")
     add_steering_arguments(search)
     search.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    search.add_argument("--regions", action="store_true", help="find the products in the photo and search each")
+    search.add_argument("--box", help="search only this box of the photo: x0,y0,x1,y1 in its pixels")
     commands.add_parser("info", help="store, product count, model and categories")
     add_users_parser(commands)
     add_catalog_parsers(commands)  # remove, edit
+    add_duplicates_parser(commands)
     return parser
 
 
@@ -55,6 +59,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return run_users(args, settings)
     if args.command in CATALOG_COMMANDS:  # the catalog only: no model
         return run_catalog(args, settings)
+    if args.command == "duplicates":  # the catalog only: vectors and thumbnails
+        return run_duplicates(args, settings)
 
     service = build_service(settings, tagger=_NoTagger())
     try:
@@ -75,6 +81,10 @@ def _run(args: argparse.Namespace, service: Any) -> int:
     if not args.image and not args.text:
         raise SimilarityError("Give an image path or URL, or --text.")
     url = args.image if args.image and is_url(args.image) else None
+    if args.regions or args.box:
+        from .regions.cli import run_regions
+
+        return run_regions(args, service, url)
     filters = Filters.of(categories=args.category, brands=args.brand, colors=args.color, tags=args.tag,
                          price_min=args.price_min, price_max=args.price_max)  # fmt: skip
     arrange = Arrange.of(args.sort, args.within_best, args.collapse_duplicates)
@@ -128,6 +138,8 @@ def _print_info(info: dict[str, Any]) -> None:
     print(f"model:    {info['model']}{weights}")
     if "precision" in info:
         print(f"precision: {info['precision'] or 'auto (chosen when the model loads)'} - {info['precision_note']}")
+    if info.get("device"):
+        print(f"device:   {info['device']}")
     print(f"tagger:   {info.get('tagger', 'off')}")
     for category, count in info.get("categories", {}).items():
         print(f"  {category:<20} {count}")

@@ -3,43 +3,37 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from . import precision as prec
+from .device import Device, Gpus, check_spec, resolve
 from .errors import ConfigError, ModelError
+from .models import RANDOM_SEED, build_model
+from .preprocess import CropSpec, normalise_crops
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 log = logging.getLogger(__name__)
-
-# Tiny random-init architecture for tests (open_clip's own test style): builds in ~0.1 s.
-TINY_CONFIG: dict[str, Any] = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
-# Registry of model presets: name -> (open_clip architecture, extra model kwargs).
-MODEL_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {"tiny-test": ("ViT-B-32", TINY_CONFIG)}
-RANDOM_SEED = 0  # random weights are seeded so every process builds the same "random" model
 PROBE_TEXTS = ("a photo of a red leather handbag", "white running shoes")
-_MISSING_WEIGHTS_HELP = (
-    "Could not load OpenCLIP weights {weights!r} for {model}: they are not cached here and cannot be "
-    "downloaded. Pre-download them on a machine with internet access (they go to the Hugging Face cache), "
-    "set SIMILARITY_CLIP_PRETRAINED to a local checkpoint file, or set SIMILARITY_CLIP_PRETRAINED=none "
-    "for random weights (testing only)."
-)
 
 
 class OpenClipEmbedder:
     """Embeds images and texts into one space. Thread-safe; the model loads on first use.
 
-    ``precision`` (auto | fp32 | bf16) is settled when the model loads (see ``similarity.precision``);
-    ``cpu`` and ``probe`` are seams for tests. Vectors are float32 whatever the precision.
+    ``device`` (auto | cpu | cuda[:N] | mps, see ``similarity.device``) is resolved on first use;
+    ``precision`` (auto | fp32 | bf16 | fp16) is settled when the model loads (see ``similarity.precision``).
+    ``cpu``, ``gpus`` and ``probe`` are seams for tests; a resolved ``Device`` may be passed as ``device``.
+    ``gpu_call`` wraps the functions that run the model (ZeroGPU's ``spaces.GPU``, see ``similarity.zerogpu``).
+    Vectors are float32 whatever the device and precision.
     """
 
     def __init__(
@@ -47,19 +41,23 @@ class OpenClipEmbedder:
         model: str = "ViT-B-32",
         pretrained: str = "laion2b_s34b_b79k",
         *,
-        device: str = "cpu",
+        device: str | Device = "auto",
         batch_size: int = 16,
         torch_threads: int = 0,
         precision: str = "auto",
         cpu: prec.CpuInfo | None = None,
+        gpus: Gpus | None = None,
         probe: prec.Probe | None = None,
+        gpu_call: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
     ) -> None:
         if precision not in prec.PRECISIONS:
             choices = ", ".join(prec.PRECISIONS)
             raise ConfigError(f"SIMILARITY_PRECISION={precision!r} is not valid; choose one of: {choices}")
         self.model_name = model
         self.pretrained = pretrained.strip()
-        self.device = device
+        self.requested_device = device if isinstance(device, Device) else check_spec(device)
+        self._device: Device | None = device if isinstance(device, Device) else None
+        self._gpus = gpus
         self.batch_size = batch_size
         self.torch_threads = torch_threads
         self.requested_precision = precision
@@ -72,6 +70,25 @@ class OpenClipEmbedder:
         self._preprocess: Any = None
         self._tokenizer: Any = None
         self._error: ModelError | None = None
+        wrap = gpu_call or (lambda fn: fn)
+        self._run_images, self._run_texts = wrap(self._encode_images), wrap(self._encode_texts)
+        self._probe_runs: tuple[Any, Any] | None = None  # (fp32, half) closures for ``_probe_now``
+        self._run_probe = wrap(self._probe_now)  # no arguments: ZeroGPU pickles them, and closures don't pickle
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenClipEmbedder:
+        """The embedder the settings describe (on a ZeroGPU Space, its model calls run under ``spaces.GPU``)."""
+        from .zerogpu import gpu_call
+
+        return cls(
+            settings.clip_model,
+            settings.clip_pretrained,
+            device=settings.device,
+            batch_size=settings.batch_size,
+            torch_threads=settings.torch_threads,
+            precision=settings.precision,
+            gpu_call=gpu_call(settings.zero_gpu),
+        )
 
     @property
     def random_weights(self) -> bool:
@@ -101,9 +118,21 @@ class OpenClipEmbedder:
         return int(self._model.text_projection.shape[1]) if hasattr(self._model, "text_projection") else 512
 
     @property
+    def device_info(self) -> Device:
+        """The resolved device (``auto`` asks torch once; an explicit GPU that is missing raises ConfigError)."""
+        if self._device is None:
+            self._device = resolve(str(self.requested_device), self._gpus)
+        return self._device
+
+    @property
+    def device(self) -> str:
+        """The torch device name: cpu, cuda:0, mps."""
+        return self.device_info.name
+
+    @property
     def precision(self) -> str | None:
-        """fp32 or bf16: settled at load; before it, known unless ``auto`` still has to run its probe."""
-        choice = self._choice or prec.decide(self.requested_precision, self._cpu, self.device)
+        """fp32, bf16 or fp16: settled at load; before it, known unless ``auto`` still has to run its probe."""
+        choice = self._choice or prec.decide(self.requested_precision, self._cpu, self.device_info)
         return choice.precision if choice else None
 
     @property
@@ -111,8 +140,9 @@ class OpenClipEmbedder:
         """Why this precision, with the probe's figures when one ran."""
         if self._choice is not None:
             return self._choice.note
-        choice = prec.decide(self.requested_precision, self._cpu, self.device)
-        return choice.note if choice else "auto: a short probe picks fp32 or bf16 when the model loads"
+        choice = prec.decide(self.requested_precision, self._cpu, self.device_info)
+        half = prec.candidate(self.device_info)
+        return choice.note if choice else f"auto: a short probe picks fp32 or {half} when the model loads"
 
     @property
     def load_error(self) -> ModelError | None:
@@ -135,23 +165,32 @@ class OpenClipEmbedder:
                 self._model = self._settle_precision(model)
 
     def _settle_precision(self, model: Any) -> Any:
-        """Choose fp32 or bf16 (probing under ``auto``), log why once, and return the model to keep."""
-        import torch
-
-        choice = prec.decide(self.requested_precision, self._cpu, self.device)
+        """Choose fp32 or a half precision (probing under ``auto``), log why once, and return the model to keep."""
+        device = self.device_info
+        choice = prec.decide(self.requested_precision, self._cpu, device)
         if choice is None:
-            candidate = prec.to_bf16(copy.deepcopy(model))
+            half = prec.candidate(device)
+            candidate = prec.to_half(copy.deepcopy(model), half)
             try:
-                result = self._probe(self._probe_batch(model, None), self._probe_batch(candidate, torch.bfloat16))
-                choice = prec.judge(result, self._cpu)
-            except Exception as exc:  # an op bf16 cannot run here must not stop the app: fp32 always works
-                choice = prec.Choice("fp32", f"auto -> fp32: the bf16 probe failed ({type(exc).__name__})")
-            model = candidate if choice.precision == "bf16" else model
-        elif choice.precision == "bf16":
-            model = prec.to_bf16(model)
-        (log.warning if choice.refused else log.info)("Embedding precision: %s", choice.note)
-        self._choice, self._dtype = choice, (torch.bfloat16 if choice.precision == "bf16" else None)
+                low = self._probe_batch(candidate, prec.torch_dtype(half))
+                self._probe_runs = (self._probe_batch(model, None), low)
+                result = dataclasses.replace(self._run_probe(), candidate=half)
+                choice = prec.judge(result, self._cpu, device)
+            except Exception as exc:  # an op the half precision cannot run here must not stop the app
+                choice = prec.Choice("fp32", f"auto -> fp32: the {half} probe failed ({type(exc).__name__})")
+            model = candidate if choice.precision == half else model
+        elif choice.precision != "fp32":
+            model = prec.to_half(model, choice.precision)
+        (log.warning if choice.refused else log.info)("Embedding precision: %s (%s)", choice.note, device.label)
+        self._choice, self._dtype = choice, prec.torch_dtype(choice.precision)
         return model
+
+    def _probe_now(self) -> prec.ProbeResult:
+        fp32, half = self._probe_runs  # type: ignore[misc]
+        try:
+            return self._probe(fp32, half)
+        finally:
+            self._probe_runs = None
 
     def _probe_batch(self, model: Any, dtype: Any) -> Any:
         """A closure embedding one fixed synthetic photo and two prompts with ``model``: (3, dim) float32."""
@@ -169,44 +208,38 @@ class OpenClipEmbedder:
         return run
 
     def _build(self) -> tuple[Any, Any, Any]:
-        import open_clip
-        import torch
-
         prec.configure_threads(self.torch_threads)
-        arch, kwargs = MODEL_PRESETS.get(self.model_name, (self.model_name, {}))
-        if self.pretrained.lower() == "openai" and arch == "ViT-B-32":
-            arch = "ViT-B-32-quickgelu"  # OpenAI's weights were trained with QuickGELU
-        try:
-            if self.random_weights:
-                log.warning("SIMILARITY_CLIP_PRETRAINED=none: using RANDOM weights (%s); results are meaningless", arch)
-                with torch.random.fork_rng():
-                    torch.manual_seed(RANDOM_SEED)
-                    model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, **kwargs)
-            else:
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    arch, pretrained=self.pretrained, require_pretrained=True, **kwargs
-                )
-            tokenizer = open_clip.get_tokenizer(arch)
-        except Exception as exc:  # open_clip raises many types (RuntimeError, OSError, HF errors)
-            log.debug("model load failed: %s", type(exc).__name__)
-            if self.random_weights:
-                raise ModelError(f"Could not build the OpenCLIP model {self.model_name!r}.") from None
-            raise ModelError(_MISSING_WEIGHTS_HELP.format(weights=self.pretrained, model=arch)) from None
-        model.eval().to(self.device)
-        return model, numpy_tail(preprocess), tokenizer
+        return build_model(self.model_name, self.pretrained, self.device)
 
     def preprocess(self, image: Image.Image) -> Any:
         """One image -> model input tensor (safe to call from worker threads)."""
         self.load()
         return self._preprocess(image)
 
+    @property
+    def crop_spec(self) -> CropSpec | None:
+        """The model's resize + crop in plain PIL, for worker processes (None: a pipeline of another shape)."""
+        self.load()
+        return CropSpec.of(self._preprocess)
+
     def embed_tensors(self, batch: Any) -> np.ndarray:
         """A stacked batch of preprocessed tensors -> (n, dim) normalised float32."""
+        self.load()
+        return self._run_images(batch, None)
+
+    def embed_crops(self, crops: np.ndarray, spec: CropSpec) -> np.ndarray:
+        """(n, h, w, 3) uint8 crops (``CropSpec``) -> (n, dim) normalised float32; normalised on the device."""
+        self.load()
+        return self._run_images(crops, spec)
+
+    def _encode_images(self, batch: Any, spec: CropSpec | None) -> np.ndarray:
         import torch
 
-        self.load()
-        with torch.inference_mode():  # normalised after the float32 cast: a bf16 norm is off by ~1e-3
-            features = self._model.encode_image(batch.to(self.device, dtype=self._dtype))
+        device = self.device_info
+        if spec is not None:  # uint8 crops: to the device first (pinned for a GPU), then ToTensor + Normalize
+            batch = normalise_crops(batch, spec, device.name, self._dtype, pin=device.kind == "cuda")
+        with torch.inference_mode():  # normalised after the float32 cast: a half-precision norm is off by ~1e-3
+            features = self._model.encode_image(batch.to(device.name, dtype=self._dtype))
         return _normalise(features.float().cpu().numpy())
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -221,15 +254,18 @@ class OpenClipEmbedder:
         return np.concatenate(out)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
         self.load()
         if not texts:
             return np.zeros((0, self.dim), np.float32)
+        return self._run_texts(list(texts))
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                tokens = self._tokenizer(list(texts[start : start + self.batch_size])).to(self.device)
+                tokens = self._tokenizer(texts[start : start + self.batch_size]).to(self.device)
                 out.append(self._model.encode_text(tokens).float().cpu().numpy())
         return _normalise(np.concatenate(out))
 
@@ -249,42 +285,8 @@ class OpenClipEmbedder:
             "loaded": self.loaded,
             "precision": self.precision,
             "precision_note": self.precision_note,
+            "device": self.device_info.label,
         }
-
-
-class _ToNormalisedTensor:
-    """torchvision's ToTensor + Normalize done in numpy, with the same float32 steps and results.
-
-    The torch versions run their arithmetic on an OpenMP team per calling thread; from seeding's
-    decode workers those teams spin on the cores the model needs (about 2 ms of CPU per image).
-    """
-
-    def __init__(self, tail: Any, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.tail = tail  # the original steps, for anything that is not a PIL image
-        self.mean = np.asarray(mean, dtype=np.float32).reshape(-1, 1, 1)
-        self.std = np.asarray(std, dtype=np.float32).reshape(-1, 1, 1)
-
-    def __call__(self, img: Any) -> Any:
-        import torch
-
-        if not isinstance(img, Image.Image) or img.mode != "RGB":
-            return self.tail(img)
-        scaled = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / np.float32(255)
-        return torch.from_numpy(np.ascontiguousarray((scaled - self.mean) / self.std))
-
-
-def numpy_tail(preprocess: Any) -> Any:
-    """``preprocess`` with a trailing ToTensor + Normalize replaced by ``_ToNormalisedTensor`` (else as is)."""
-    from torchvision import transforms
-
-    steps = list(getattr(preprocess, "transforms", ()))
-    if len(steps) < 2 or type(steps[-2]).__name__ not in ("ToTensor", "MaybeToTensor"):
-        return preprocess
-    normalize = steps[-1]
-    if not isinstance(normalize, transforms.Normalize):
-        return preprocess
-    tail = transforms.Compose(steps[-2:])
-    return transforms.Compose([*steps[:-2], _ToNormalisedTensor(tail, normalize.mean, normalize.std)])
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

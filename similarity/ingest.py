@@ -102,12 +102,17 @@ class Ingestor:
         reembed: bool = False,
         enrich: Callable[[list[Product], list[Any]], None] | None = None,
         on_outcome: Callable[[ItemOutcome], None] | None = None,
+        screen: Callable[[list[Product]], dict[str, str]] | None = None,
+        skip_screened: bool = False,
     ) -> None:
         self.store, self.embedder = store, embedder
         self.batch_size, self.workers, self.max_bytes = batch_size, workers, max_bytes
         self.reembed = reembed
         self.enrich = enrich  # fills missing metadata (e.g. a tagger) before the batch is stored
         self.on_outcome = on_outcome or (lambda outcome: None)
+        # screen: notes per product near-identical to one already stored (similarity.duplicates.SeedScreen);
+        # those products are reported (added, with the note) or, with skip_screened, skipped
+        self.screen, self.skip_screened = screen, skip_screened
         self._seen: set[str] = set()  # ids handled earlier in this run (batches overlap the store check)
 
     def run(self, items: Iterable[IngestItem]) -> IngestReport:
@@ -169,15 +174,19 @@ class Ingestor:
         try:
             vectors = self.embedder.embed_tensors(torch.stack([p.tensor for p in prepared]))
             products = [self._product(p, v) for p, v in zip(prepared, vectors, strict=True)]
+            near = self.screen(products) if self.screen is not None else {}
+            products = [p for p in products if not (self.skip_screened and p.id in near)]
             if self.enrich is not None:
-                self.enrich(products, [p.image for p in prepared])
-            self.store.upsert(products)
+                self.enrich(products, [p.image for p in prepared if p.id not in near or not self.skip_screened])
+            if products:
+                self.store.upsert(products)
         except SimilarityError as exc:
             for p in prepared:
                 self._note(report, ItemOutcome(p.item.key, "failed", p.id, str(exc)))
             return
         for p in prepared:
-            self._note(report, ItemOutcome(p.item.key, "added", p.id))
+            status = "skipped" if self.skip_screened and p.id in near else "added"
+            self._note(report, ItemOutcome(p.item.key, status, p.id, near.get(p.id, "")))
 
     def _product(self, prepared: _Prepared, vector: Any) -> Product:
         meta = {"source": prepared.item.key, **prepared.item.metadata}

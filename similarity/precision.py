@@ -1,8 +1,13 @@
-"""Embedding precision on CPU: the bf16 capability check, the start-up probe and the fp32/bf16 choice.
+"""Embedding precision: the capability checks, the start-up probe and the fp32/bf16/fp16 choice.
 
-bf16 weights run ViT-B/32 1.5-2.8x faster on CPUs with AMX or AVX512_BF16, and tens to hundreds of
+CPU: bf16 weights run ViT-B/32 1.5-2.8x faster on CPUs with AMX or AVX512_BF16, and tens to hundreds of
 times *slower* on CPUs without them (pytorch#146508), so bf16 is used only where the CPU has the
 instructions and, under ``auto``, only when a short probe shows it pays and keeps the vectors.
+
+CUDA GPU: half-precision weights ran ViT-B/32 6.8x faster than fp32 at batch 256 on an H200. ``auto`` takes
+bf16 on compute capability >= 8.0 and fp16 below (a T4 has no bf16 tensor cores, though
+``torch.cuda.is_bf16_supported()`` says yes: it counts emulation), through the same probe, whose verdict
+there is fidelity only: at batch 1 a GPU is bound by kernel launches, so its timing says nothing of batches.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from .device import Device
+
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BF16_CAPABILITY = (8, 0)  # CUDA compute capability with bf16 tensor cores (Ampere and later)
 MIN_SPEEDUP = 1.2  # auto takes bf16 only when the probe is at least this much faster
 MIN_COSINE = 0.999  # ... and every probe row stays this close to fp32
 PROBE_ROUNDS = 3
@@ -72,54 +81,67 @@ def cpu_model() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class ProbeResult:
-    """One probe: best-of-rounds milliseconds of the same batch in each precision, and the worst row cosine."""
+    """One probe: best-of-rounds milliseconds of the same batch in fp32 and in the half precision
+    ``candidate`` (bf16 or fp16), and the worst row cosine."""
 
     fp32_ms: float
-    bf16_ms: float
+    half_ms: float
     min_cosine: float
+    candidate: str = "bf16"
 
     @property
     def speedup(self) -> float:
-        return self.fp32_ms / self.bf16_ms if self.bf16_ms > 0 else 0.0
+        return self.fp32_ms / self.half_ms if self.half_ms > 0 else 0.0
 
-    def describe(self) -> str:
+    def describe(self, speed_counts: bool = True) -> str:
+        needs = f", needs >= {MIN_SPEEDUP}x" if speed_counts else ""
+        ms = 1 if self.fp32_ms < 10 else 0
         return (
-            f"probe fp32 {self.fp32_ms:.0f} ms, bf16 {self.bf16_ms:.0f} ms ({self.speedup:.2f}x, needs "
-            f">= {MIN_SPEEDUP}x), min cosine {self.min_cosine:.5f} (needs >= {MIN_COSINE})"
+            f"probe fp32 {self.fp32_ms:.{ms}f} ms, {self.candidate} {self.half_ms:.{ms}f} ms ({self.speedup:.2f}x"
+            f"{needs}), min cosine {self.min_cosine:.5f} (needs >= {MIN_COSINE})"
         )
 
 
-# (run the probe batch in fp32, run it in bf16) -> result; both return (rows, dim) float32
+# (run the probe batch in fp32, run it in the half precision) -> result; both return (rows, dim) float32
 Probe = Callable[[Callable[[], np.ndarray], Callable[[], np.ndarray]], ProbeResult]
 
 
 def timing_probe(
-    fp32: Callable[[], np.ndarray], bf16: Callable[[], np.ndarray], rounds: int = PROBE_ROUNDS
+    fp32: Callable[[], np.ndarray], half: Callable[[], np.ndarray], rounds: int = PROBE_ROUNDS
 ) -> ProbeResult:
-    """Warm both, then time them alternately; the minimum of each is the least noisy figure on a busy machine."""
-    reference, candidate = unit_rows(fp32()), unit_rows(bf16())  # warm-up runs give the vectors
-    fp32_ms, bf16_ms = [], []
+    """Warm both, then time them alternately; the minimum of each is the least noisy figure on a busy machine.
+    (The caller names the half precision: ``dataclasses.replace(result, candidate=...)``.)"""
+    reference, candidate = unit_rows(fp32()), unit_rows(half())  # warm-up runs give the vectors
+    fp32_ms, half_ms = [], []
     for _ in range(rounds):
-        for run, times in ((fp32, fp32_ms), (bf16, bf16_ms)):
+        for run, times in ((fp32, fp32_ms), (half, half_ms)):
             start = time.perf_counter()
             run()
             times.append((time.perf_counter() - start) * 1000)
-    return ProbeResult(min(fp32_ms), min(bf16_ms), row_cosines(reference, candidate).min().item())
+    return ProbeResult(min(fp32_ms), min(half_ms), row_cosines(reference, candidate).min().item())
 
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    precision: str  # fp32 | bf16: what the model runs in
+    precision: str  # fp32 | bf16 | fp16: what the model runs in
     note: str  # why, with figures
-    refused: bool = False  # an explicit bf16 this CPU cannot run fast
+    refused: bool = False  # an explicit half precision this device cannot run well
 
 
-def decide(requested: str, cpu: CpuInfo, device: str = "cpu") -> Choice | None:
-    """The choice that needs no measurement, or None when ``auto`` must run the probe."""
+def decide(requested: str, cpu: CpuInfo, device: Device | None = None) -> Choice | None:
+    """The choice that needs no measurement, or None when ``auto`` must run the probe (of ``candidate``)."""
     if requested == "fp32":
         return Choice("fp32", "fp32 (SIMILARITY_PRECISION=fp32)")
-    if device != "cpu":
-        return Choice("fp32", f"fp32: the bf16 choice is made for CPUs only (device {device})")
+    if device is not None and device.capability is not None:
+        return _decide_cuda(requested, device)
+    if device is not None and device.kind == "mps":
+        if requested == "fp16":
+            return Choice("fp16", f"fp16 (SIMILARITY_PRECISION=fp16; {device.label})")
+        note = "half precision is not measured on Apple GPUs here (SIMILARITY_PRECISION=fp16 tries it)"
+        return Choice("fp32", f"{'bf16 refused' if requested == 'bf16' else 'auto -> fp32'}: {note}")
+    if requested == "fp16":
+        note = "SIMILARITY_PRECISION=fp16 refused: fp16 is for GPUs; on a CPU use bf16 or auto; using fp32"
+        return Choice("fp32", note, refused=True)
     if not cpu.bf16_supported():
         if requested == "bf16":
             note = (
@@ -133,21 +155,64 @@ def decide(requested: str, cpu: CpuInfo, device: str = "cpu") -> Choice | None:
     return None
 
 
-def judge(result: ProbeResult, cpu: CpuInfo) -> Choice:
-    """``auto`` on a capable CPU: bf16 only when the probe shows enough speed and fidelity."""
-    chosen = "bf16" if result.speedup >= MIN_SPEEDUP and result.min_cosine >= MIN_COSINE else "fp32"
-    return Choice(chosen, f"auto -> {chosen}: {result.describe()}; {cpu.describe()}")
+def _decide_cuda(requested: str, device: Device) -> Choice | None:
+    where = describe_gpu(device)
+    if requested == "fp16":
+        return Choice("fp16", f"fp16 (SIMILARITY_PRECISION=fp16; {where})")
+    if requested == "bf16":
+        if has_bf16(device):
+            return Choice("bf16", f"bf16 (SIMILARITY_PRECISION=bf16; {where})")
+        note = (
+            f"SIMILARITY_PRECISION=bf16 refused: {where} has no bf16 tensor cores (torch would emulate them, "
+            "slowly); use fp16 or auto; using fp32"
+        )
+        return Choice("fp32", note, refused=True)
+    return None
 
 
-def to_bf16(model: Any, keep_norms_fp32: bool = True) -> Any:
-    """Cast ``model`` in place: open_clip's mixed bf16 (LayerNorm and embeddings stay fp32) or all of it."""
+def candidate(device: Device | None) -> str:
+    """The half precision ``auto`` probes: bf16 on CPUs and on GPUs of compute capability >= 8.0, else fp16."""
+    if device is not None and device.capability is not None and not has_bf16(device):
+        return "fp16"
+    return "bf16"
+
+
+def has_bf16(device: Device) -> bool:
+    """bf16 tensor cores, by compute capability (never ``torch.cuda.is_bf16_supported()``: it counts emulation)."""
+    return device.capability is not None and tuple(device.capability) >= BF16_CAPABILITY
+
+
+def describe_gpu(device: Device) -> str:
+    major, minor = device.capability or (0, 0)
+    return f"{device.label} (compute capability {major}.{minor})"
+
+
+def judge(result: ProbeResult, cpu: CpuInfo, device: Device | None = None) -> Choice:
+    """``auto``: the half precision when the probe keeps the vectors and, on a CPU, is fast enough."""
+    gpu = device is not None and device.capability is not None
+    faithful = result.min_cosine >= MIN_COSINE
+    chosen = result.candidate if faithful and (gpu or result.speedup >= MIN_SPEEDUP) else "fp32"
+    where = describe_gpu(device) if gpu else cpu.describe()  # type: ignore[arg-type]
+    return Choice(chosen, f"auto -> {chosen}: {result.describe(speed_counts=not gpu)}; {where}")
+
+
+def to_half(model: Any, precision: str = "bf16", keep_norms_fp32: bool = True) -> Any:
+    """Cast ``model`` in place to bf16 or fp16: open_clip's mixed cast (LayerNorm and embeddings stay fp32)
+    or all of it."""
     import open_clip
+
+    dtype = torch_dtype(precision)
+    if keep_norms_fp32:
+        open_clip.convert_weights_to_lp(model, dtype=dtype)
+        return model
+    return model.to(dtype)
+
+
+def torch_dtype(precision: str) -> Any:
+    """The torch dtype of a model's inputs in ``precision`` (None: float32, as given)."""
     import torch
 
-    if keep_norms_fp32:
-        open_clip.convert_weights_to_lp(model, dtype=torch.bfloat16)
-        return model
-    return model.to(torch.bfloat16)
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
 
 def configure_threads(requested: int = 0) -> int:

@@ -262,6 +262,7 @@ class SearchResult:
     query: dict[str, Any] = dataclasses.field(default_factory=dict)
     precision: str | None = None  # fp32 | bf16: how the query was embedded (the vector space is the same)
     map_position: tuple[float, float] | None = None  # the query on the catalog map (None: no layout yet)
+    device: str | None = None  # where the query was embedded, e.g. "cuda:0 NVIDIA L4" or "cpu"
     prices: PriceRange | None = None  # the candidates' price range (JSON: facets["price"])
 
     def to_dict(self, thumbnails: Thumbnails = False) -> dict[str, Any]:
@@ -272,6 +273,7 @@ class SearchResult:
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "model": self.model,
             "precision": self.precision,
+            "device": self.device,
             "query": self.query,
         }
         if self.map_position is not None:

@@ -184,10 +184,18 @@ class SearchService:
         if arrange:
             matches = arrange.order(matches)
         timings["total"] = sum(timings.values())
-        precision = getattr(self.embedder, "precision", None)
+        precision, device = getattr(self.embedder, "precision", None), device_label(self.embedder)
         position = self._map_position(query, matches)
         return SearchResult(
-            matches, ranking.facets, timings, self.model_id, query.describe(), precision, position, ranking.prices
+            matches,
+            ranking.facets,
+            timings,
+            self.model_id,
+            query.describe(),
+            precision,
+            position,
+            device,
+            ranking.prices,
         )
 
     def _map_position(self, query: Query, matches: list[Match]) -> tuple[float, float] | None:
@@ -305,14 +313,8 @@ def build_service(
     from .tagging import make_tagger
 
     settings = settings or Settings.from_env()
-    embedder = overrides.pop("embedder", None) or OpenClipEmbedder(
-        settings.clip_model,
-        settings.clip_pretrained,
-        device=settings.device,
-        batch_size=settings.batch_size,
-        torch_threads=settings.torch_threads,
-        precision=settings.precision,
-    )
+    embedder = overrides.pop("embedder", None) or OpenClipEmbedder.from_settings(settings)
+    device_label(embedder)  # resolved now: a SIMILARITY_DEVICE naming a missing GPU stops the start-up here
     store = overrides.pop("store", None) or open_store(settings.store_url, settings)
     tagger = overrides.pop("tagger", None) or make_tagger(settings, embedder)
     ranker = overrides.pop("ranker", None) or default_ranker(store, settings, background=background_index)
@@ -323,6 +325,12 @@ def build_service(
     service = SearchService(store, embedder, tagger, settings, ranker, **overrides)
     service.check_model()
     return service
+
+
+def device_label(embedder: Any) -> str | None:
+    """The embedder's device for people ("cuda:0 NVIDIA L4"); None for an embedder without one (a fake)."""
+    device = getattr(embedder, "device_info", None)
+    return getattr(device, "label", None)
 
 
 def _check_top_k(top_k: int) -> int:

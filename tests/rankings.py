@@ -101,6 +101,22 @@ def _assert_facet_within_ties(
         assert counts == reference.counts(attr, ranked[:facet_n]), attr  # no choice at the cut: exact
 
 
+def assert_ranking_is_reference(got: Ranking, reference: list[tuple[str, float]], top_k: int,
+                                tol: float = SCORE_TOL) -> None:  # fmt: skip
+    """``got`` is the first ``top_k`` of ``reference`` (every passing (id, score), best first, from another code
+    path): position by position the same id, or an id the reference scores within ``tol`` of that position's
+    (a near-tie the two paths may order differently); each score within ``tol``; no id twice."""
+    assert len(got.ids) == min(top_k, len(reference)), f"{len(got.ids)} results, {min(top_k, len(reference))} expected"
+    assert len(set(got.ids)) == len(got.ids), "an id twice on one page"
+    score_of = dict(reference)
+    for position, (id_, score) in enumerate(zip(got.ids, got.scores, strict=True)):
+        want_id, want_score = reference[position]
+        assert abs(score - want_score) <= tol, f"position {position}: score {score} against {want_score}"
+        if id_ != want_id:
+            assert id_ in score_of, f"position {position}: {id_[:12]} does not pass or is not in the catalog"
+            assert abs(score_of[id_] - want_score) <= tol, f"position {position}: {id_[:12]} instead of {want_id[:12]}"
+
+
 def same_up_to_ties(got: Ranking, want: Ranking, tol: float = SCORE_TOL) -> bool:
     """The same page from two code paths: scores equal within ``tol``, ids equal except that ids within a run of
     near-tied scores may come in another order (and, in a run the page cuts off, be other near-tied ids)."""

@@ -102,7 +102,7 @@ def test_a_failed_load_is_kept_not_retried(tmp_path):
 def test_preprocess_tail_in_numpy_gives_the_same_tensors_bit_for_bit() -> None:
     from torchvision import transforms
 
-    from similarity.embedder import _ToNormalisedTensor, numpy_tail
+    from similarity.preprocess import _ToNormalisedTensor, numpy_tail
 
     mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
     steps = [transforms.Resize(224, transforms.InterpolationMode.BICUBIC), transforms.CenterCrop(224)]
@@ -118,7 +118,7 @@ def test_preprocess_tail_in_numpy_gives_the_same_tensors_bit_for_bit() -> None:
 
 
 def test_the_embedder_uses_the_numpy_tail(tiny_embedder) -> None:
-    from similarity.embedder import _ToNormalisedTensor
+    from similarity.preprocess import _ToNormalisedTensor
 
     tiny_embedder.load()
     assert isinstance(tiny_embedder._preprocess.transforms[-1], _ToNormalisedTensor)

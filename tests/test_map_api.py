@@ -21,9 +21,9 @@ from .test_app_handlers import seed_catalog, tiny_settings
 def client(tiny_embedder):
     store = open_store("memory://")
     seed_catalog(store, tiny_embedder)
-    service = SearchService(
-        store, tiny_embedder, None, tiny_settings(), catalog_map=CatalogMap(store, fitter=PcaFitter())
-    )
+    catalog_map = CatalogMap(store, fitter=PcaFitter())
+    catalog_map.start()  # as the app's warm-up does: no test relies on another having asked for the map first
+    service = SearchService(store, tiny_embedder, None, tiny_settings(), catalog_map=catalog_map)
     demo = app.build_demo(service)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
     try:

@@ -19,6 +19,7 @@ from similarity.records import Filters
 from similarity.store.mongo import MongoStore
 
 from .helpers import make_products, random_unit_vectors
+from .rankings import same_up_to_ties
 from .store_contract import StoreContract
 
 URI = os.environ.get("SIMILARITY_TEST_MONGODB_URI", "")
@@ -79,8 +80,7 @@ def test_atlas_ranking_equals_exact_ranking(atlas_store):
         for filters in filter_sets:
             got = atlas.rank(query, filters, 10, None, 200)
             want = exact.rank(query, filters, 10, None, 200)
-            assert got.ids == want.ids
-            assert got.scores == pytest.approx(want.scores, abs=1e-5)
+            assert same_up_to_ties(got, want, tol=1e-5)  # the server sums in its own order: near-ties may swap
             assert got.facets == want.facets
 
 

@@ -100,3 +100,17 @@ def test_an_ambiguous_prefix_and_an_unknown_sort(monkeypatch, capsys, catalog):
     with pytest.raises(SystemExit) as exited:  # argparse: the choices are listed
         search(monkeypatch, capsys, store, photo, "--sort", "cheapest")
     assert exited.value.code == 2 and "invalid choice: 'cheapest'" in capsys.readouterr().err
+
+
+def test_region_search_takes_the_steering_too(monkeypatch, capsys, catalog):
+    """Whoever landed second wires the other: --regions/--box rank every region with the same steering."""
+    store, ids, photo = catalog
+    code, out, err = search(monkeypatch, capsys, store, photo, "--box", "0,0,60,60", "--json", "--top-k", "6",
+                            "--dislike", ids["item1"], "--less", "dark", "--price-max", "30")  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out)
+    ((region,),) = [data["regions"]]
+    for found in (data["matches"], region["matches"]):
+        assert ids["item1"] not in [m["id"] for m in found] and found
+        assert all(m["price"] is not None and m["price"] <= 30 for m in found)
+    assert data["query"]["steering"] == {"less": ["dark"], "disliked": [ids["item1"]]}

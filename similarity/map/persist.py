@@ -40,6 +40,8 @@ class Layout:
     created: float = dataclasses.field(default_factory=time.time)
     fit_count: int = 0  # products in the catalog when the method was fitted
     changes: int = 0  # products added or removed since (placed or dropped without a refit)
+    labels: np.ndarray | None = None  # (n,) int32 cluster per row, -1 noise (None: not computed yet)
+    clusters: list[dict[str, Any]] | None = None  # [{"id", "name", "x", "y", "size"}] (clusters.py)
 
     def __post_init__(self) -> None:
         self.coords = np.asarray(self.coords, dtype=np.float32).reshape(-1, 2)
@@ -66,13 +68,20 @@ class Layout:
             "created": self.created,
             "fit_count": self.fit_count,
             "changes": self.changes,
+            "clusters": self.clusters,
         }
 
     @classmethod
-    def from_parts(cls, meta: dict[str, Any], ids: list[str], coords: np.ndarray, fitted: np.ndarray) -> Layout:
+    def from_parts(
+        cls, meta: dict[str, Any], ids: list[str], coords: np.ndarray, fitted: np.ndarray, labels: Any = None
+    ) -> Layout:
+        clusters = meta.get("clusters")
+        if labels is None or len(labels) != len(ids) or not isinstance(clusters, list):
+            labels, clusters = None, None  # saved before clusters existed: computed again
         return cls(
             ids, coords, fitted, meta["method"], meta["catalog_version"], meta["fitted_version"],
             meta["created"], int(meta.get("fit_count", 0)), int(meta.get("changes", 0)),
+            None if labels is None else np.asarray(labels, dtype=np.int32), clusters,
         )  # fmt: skip
 
 
@@ -112,7 +121,8 @@ class FileLayouts:
             with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
                 ids = arrays["ids"].tobytes().decode().split("\n") if arrays["ids"].size else []
                 coords, fitted = arrays["coords"], arrays["fitted"]
-            layout = Layout.from_parts(meta, ids, coords, fitted)
+                labels = arrays["labels"] if "labels" in arrays.files else None
+            layout = Layout.from_parts(meta, ids, coords, fitted, labels)
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return layout if len(layout.coords) == len(ids) == len(layout.fitted) == meta.get("count") else None
@@ -120,7 +130,8 @@ class FileLayouts:
     def save(self, layout: Layout) -> None:
         buffer = io.BytesIO()
         ids = np.frombuffer("\n".join(layout.ids).encode(), dtype=np.uint8)
-        np.savez(buffer, ids=ids, coords=layout.coords, fitted=layout.fitted)
+        extra = {} if layout.labels is None else {"labels": layout.labels.astype(np.int32)}
+        np.savez(buffer, ids=ids, coords=layout.coords, fitted=layout.fitted, **extra)
         data = buffer.getvalue()
         _replace(self.path, data)
         meta = {**layout.meta(), "sha256": hashlib.sha256(data).hexdigest()}
@@ -145,10 +156,15 @@ class MongoLayouts:
             ids: list[str] = []
             coords: list[np.ndarray] = []
             fitted: list[np.ndarray] = []
+            labels: list[np.ndarray] | None = []
             for doc in maps.find({"generation": meta["generation"], "kind": "chunk"}).sort("part", 1):
                 ids.extend(doc["ids"])
                 coords.append(np.frombuffer(doc["coords"], dtype=np.float32).reshape(-1, 2))
                 fitted.append(np.frombuffer(doc["fitted"], dtype=bool))
+                if labels is not None and "labels" in doc:
+                    labels.append(np.frombuffer(doc["labels"], dtype=np.int32))
+                else:
+                    labels = None
             if len(ids) != meta.get("count"):
                 return None
             empty = (np.zeros((0, 2), np.float32), np.zeros(0, bool))
@@ -157,6 +173,7 @@ class MongoLayouts:
                 ids,
                 np.concatenate(coords) if coords else empty[0],
                 np.concatenate(fitted) if fitted else empty[1],
+                np.concatenate(labels) if labels else None,
             )
 
         return self._run("read the catalog map", read)
@@ -177,6 +194,7 @@ class MongoLayouts:
                         "ids": layout.ids[start:stop],
                         "coords": layout.coords[start:stop].tobytes(),
                         "fitted": layout.fitted[start:stop].tobytes(),
+                        **({} if layout.labels is None else {"labels": layout.labels[start:stop].tobytes()}),
                     }
                 )
             meta = {**layout.meta(), "generation": generation, "key": self.key, "kind": "meta"}

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import SimilarityError
+from .clusters import cluster_layout
 from .layout import (
     PLACE_K,
     Fitter,
@@ -128,11 +129,19 @@ class CatalogMap:
         self._check(compute=True)
         layout = self._layout
         if layout is None:
-            return {"method": "none", "catalog_version": "", "points": [], "total": 0, **self._describe()}
+            return {
+                "method": "none",
+                "catalog_version": "",
+                "points": [],
+                "total": 0,
+                "clusters": [],
+                **self._describe(),
+            }
         offset = max(0, int(offset or 0))
         stop = len(layout) if limit is None else offset + max(0, int(limit))
         ids = layout.ids[offset:stop]
         products = {p.id: p for p in self.store.get(ids, thumbnails=False)} if ids else {}
+        labels = layout.labels
         points = []
         for row, id_ in enumerate(ids, offset):
             product = products.get(id_)
@@ -148,6 +157,7 @@ class CatalogMap:
                     "brand": product.brand,
                     "colors": list(product.colors),
                     "name": product.name,
+                    "cluster": -1 if labels is None else int(labels[row]),
                 }
             )
         return {
@@ -155,6 +165,7 @@ class CatalogMap:
             "catalog_version": layout.catalog_version,
             "points": points,
             "total": len(layout),
+            "clusters": list(layout.clusters or []),
             **self._describe(),
         }
 
@@ -166,6 +177,11 @@ class CatalogMap:
             return {}
         rows = layout.row_of()
         return {i: (float(layout.coords[rows[i], 0]), float(layout.coords[rows[i], 1])) for i in ids if i in rows}
+
+    def clusters(self) -> list[dict[str, Any]]:
+        """The named clusters of the current layout (``[{"id", "name", "x", "y", "size"}]``; none yet: [])."""
+        layout = self._layout
+        return list(layout.clusters or []) if layout is not None else []
 
     def place(self, ids: Sequence[str], scores: Sequence[float]) -> tuple[float, float] | None:
         """A query's position: the similarity-weighted mean of its top matches' coordinates (None: no layout)."""
@@ -231,6 +247,8 @@ class CatalogMap:
         if self._layout is None and (saved := self._load_saved()) is not None:
             self._show(saved)
             if saved.catalog_version == version:
+                if saved.labels is None:  # saved before clusters existed
+                    self._save(saved)
                 return
         current = self._layout
         if current is not None and current.catalog_version == version and self._status == "ready":
@@ -293,11 +311,22 @@ class CatalogMap:
         return saved if saved.method == self.fitter.name or too_small else None
 
     def _save(self, layout: Layout) -> None:
+        self._cluster(layout)
         self._show(layout)
         try:
             self.layouts.save(layout)
         except (SimilarityError, OSError):
             log.warning("The catalog map could not be saved; it will be computed again after a restart")
+
+    def _cluster(self, layout: Layout) -> None:
+        """Named clusters of a final layout, computed with it and saved with it (a failure leaves none)."""
+        if layout.method == PREVIEW or layout.labels is not None:
+            return
+        try:
+            cluster_layout(layout, self.store)
+        except Exception:  # the map is still worth showing without names
+            log.exception("Naming the map's clusters failed")
+            layout.labels, layout.clusters = np.full(len(layout), -1, np.int32), []
 
     def _show(self, layout: Layout) -> None:
         self._layout = layout

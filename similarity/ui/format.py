@@ -149,10 +149,13 @@ def _loading_line(loaded: bool, error: str | None, index: str) -> str:
     return ""
 
 
-def footer_markdown(model: str, store_url: str, tagger: str, precision: str | None = None) -> str:
+def footer_markdown(
+    model: str, store_url: str, tagger: str, precision: str | None = None, device: str | None = None
+) -> str:
     """``precision`` None: ``auto`` has not run its start-up probe yet."""
     model = f"{model} · {precision or 'auto'}"
-    return f"Model **{md(model)}** · store **{md(store_url)}** · tagger **{md(tagger)}**"
+    where = f" · device **{md(device)}**" if device else ""
+    return f"Model **{md(model)}**{where} · store **{md(store_url)}** · tagger **{md(tagger)}**"
 
 
 def outcome_rows(outcomes: Sequence[Any]) -> list[list[str]]:

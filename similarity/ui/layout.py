@@ -12,13 +12,14 @@ from ..accounts import Accounts
 from ..errors import SimilarityError
 from ..records import CATEGORIES, COLORS
 from ..saved import SavedProducts
-from ..search import DEFAULT_TOP_K, SearchService
+from ..search import DEFAULT_TOP_K, SearchService, device_label
 from . import format as fmt
 from . import steer
 from .api import SearchApi
 from .catalog import READ_ONLY, WRITABLE, CatalogHandlers
 from .catalog_edit import EditHandlers, build_edit_panel
 from .detail import DetailHandlers, detail_view, wire_detail
+from .duplicates import DuplicateHandlers, build_duplicates_panel
 from .explain import ExplainHandlers, build_explain_panel
 from .files import UiFiles
 from .handlers import SearchHandlers
@@ -227,6 +228,7 @@ def _catalog_tab(demo: gr.Blocks, handlers: CatalogHandlers) -> None:
             _add_products(handlers, store_info, [*groups, page], [gallery, page_info, *groups, page])
             refresh = {"fn": handlers.browse, "inputs": [*groups, page], "outputs": [gallery, page_info, *groups, page]}
             build_edit_panel(EditHandlers(handlers), groups, page, gallery, {**refresh, **PRIVATE})
+            build_duplicates_panel(DuplicateHandlers(handlers), {**refresh, **PRIVATE})
     browse = {"outputs": [gallery, page_info, *groups, page], **PRIVATE}
     gr.on([g.input for g in groups], handlers.first_page, inputs=groups, trigger_mode="always_last", **browse)
     previous.click(handlers.previous_page, inputs=[*groups, page], **browse)
@@ -311,9 +313,10 @@ def _info(service: SearchService) -> dict[str, Any]:
         "store": service.store.display_url,
         "tagger": getattr(service.tagger, "name", "off"),
         "precision": getattr(embedder, "precision", "fp32"),
+        "device": device_label(embedder),
     }
 
 
 def _footer(service: SearchService) -> str:
     info = _info(service)
-    return fmt.footer_markdown(info["model"], info["store"], info["tagger"], info["precision"])
+    return fmt.footer_markdown(info["model"], info["store"], info["tagger"], info["precision"], info["device"])

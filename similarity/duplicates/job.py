@@ -1,0 +1,162 @@
+"""Running a scan off the request path (``DuplicateScan``) and checking new products as they are seeded."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import SimilarityError
+from .dismissed import DismissedPairs, dismissed_for, pair
+from .finder import BLOCK_BYTES, DEFAULT_THRESHOLD, PIXEL_THRESHOLD, DuplicateFinder, Progress, ScanReport
+from .pixel import PixelHasher
+
+if TYPE_CHECKING:
+    from ..records import Product
+    from ..store.base import CatalogStore
+
+log = logging.getLogger(__name__)
+
+
+class DuplicateScan:
+    """One background scan at a time over a store; ``state()`` reports its phase and progress."""
+
+    def __init__(self, store: CatalogStore, dismissed: DismissedPairs | None = None) -> None:
+        self.store = store
+        self.dismissed = dismissed or dismissed_for(store)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._progress: dict[str, Any] = {"phase": "idle", "done": 0, "total": 0}
+        self.report: ScanReport | None = None
+        self.error = ""
+
+    def start(self, threshold: float = DEFAULT_THRESHOLD) -> bool:
+        """Start a scan in a thread; False when one is already running."""
+        with self._lock:
+            if self.running:
+                return False
+            self.error = ""
+            self._progress = {"phase": "starting", "done": 0, "total": 0}
+            self._thread = threading.Thread(target=self._run, args=(threshold,), name="duplicates", daemon=True)
+            self._thread.start()
+            return True
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def state(self) -> dict[str, Any]:
+        return {"running": self.running, **self._progress, "error": self.error}
+
+    def run_now(self, threshold: float = DEFAULT_THRESHOLD, progress: Progress | None = None) -> ScanReport:
+        """Scan in this thread (the CLI, with its own ``progress``; tests)."""
+        finder = DuplicateFinder(self.store, threshold=threshold, dismissed=self.dismissed.load())
+        self.report = finder.scan(progress=progress or self._note)
+        self._progress = {"phase": "done", "done": self.report.products, "total": self.report.products}
+        return self.report
+
+    def dismiss(self, ids: Sequence[str]) -> int:
+        """Mark every pair within ``ids`` "not a duplicate"; the group leaves the current report."""
+        ids = list(dict.fromkeys(ids))
+        if len(ids) < 2:
+            raise SimilarityError("A group needs at least two products to be marked not a duplicate.")
+        if len(ids) > 200:
+            raise SimilarityError("That group is too large to mark at once; keep or remove some of it first.")
+        added = self.dismissed.add(pair(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
+        if self.report is not None:
+            chosen = set(ids)
+            self.report.groups = [g for g in self.report.groups if not set(g.ids) <= chosen]
+        return added
+
+    def forget(self, removed: Sequence[str]) -> None:
+        """Products removed from the catalog leave the current report (groups of one are dropped)."""
+        if self.report is None:
+            return
+        gone = set(removed)
+        for g in self.report.groups:
+            g.ids = [i for i in g.ids if i not in gone]
+        self.report.groups = [g for g in self.report.groups if len(g.ids) > 1]
+
+    def _note(self, phase: str, done: int, total: int) -> None:
+        self._progress = {"phase": phase, "done": done, "total": total}
+
+    def _run(self, threshold: float) -> None:
+        try:
+            self.run_now(threshold)
+        except Exception as exc:  # the app keeps serving; the panel shows a short message
+            log.exception("The duplicate scan failed")
+            self.error = str(exc) if isinstance(exc, SimilarityError) else "The scan failed; see the server log."
+            self._progress = {"phase": "failed", "done": 0, "total": 0}
+
+
+class SeedScreen:
+    """Checks products being seeded against the catalog (and earlier items of the same run).
+
+    Called with a batch of new products (embeddings and thumbnails set); returns, per product that is
+    near-identical to one already stored, a note naming that product and both figures.
+    """
+
+    def __init__(
+        self, store: CatalogStore, threshold: float = DEFAULT_THRESHOLD, pixel_threshold: float = PIXEL_THRESHOLD
+    ) -> None:
+        self.store = store
+        self.threshold, self.pixel_threshold = threshold, pixel_threshold
+        self._ids: list[str] | None = None
+        self._matrix: np.ndarray | None = None
+        self._thumbs: dict[str, bytes | None] = {}  # this run's own products (not yet readable from the store)
+
+    def _load(self) -> None:
+        batch = self.store.load_vectors()
+        self._ids, self._matrix = list(batch.ids), batch.vectors.astype(np.float32)
+
+    def __call__(self, products: Sequence[Product]) -> dict[str, str]:
+        if self._matrix is None:
+            self._load()
+        assert self._matrix is not None and self._ids is not None
+        fresh = [p for p in products if p.embedding is not None]
+        notes: dict[str, str] = {}
+        if fresh and len(self._ids):
+            vectors = np.stack([p.embedding for p in fresh]).astype(np.float32)
+            notes = self._check(fresh, vectors)
+        kept = [p for p in fresh if p.id not in notes]
+        if kept:
+            self._ids += [p.id for p in kept]
+            new = np.stack([p.embedding for p in kept]).astype(np.float32)
+            self._matrix = np.concatenate([self._matrix, new]) if len(self._matrix) else new
+            self._thumbs.update((p.id, p.thumbnail) for p in kept)
+        return notes
+
+    def _check(self, fresh: list[Product], vectors: np.ndarray) -> dict[str, str]:
+        assert self._matrix is not None and self._ids is not None
+        block = max(1, BLOCK_BYTES // max(1, 4 * len(self._ids)))
+        notes: dict[str, str] = {}
+        for start in range(0, len(fresh), block):
+            sims = vectors[start : start + block] @ self._matrix.T
+            for product, row in zip(fresh[start : start + block], sims, strict=True):
+                order = np.argsort(-row)[:5]
+                candidates = [(self._ids[j], float(row[j])) for j in order if row[j] >= self.threshold]
+                note = self._confirm(product, candidates)
+                if note:
+                    notes[product.id] = note
+        return notes
+
+    def _confirm(self, product: Product, candidates: list[tuple[str, float]]) -> str:
+        if not candidates:
+            return ""
+        hasher = PixelHasher()
+        hasher.add(product.id, product.thumbnail)
+        stored = [i for i, _ in candidates if i not in self._thumbs]
+        thumbs = {p.id: p.thumbnail for p in self.store.get(stored)} if stored else {}
+        for id_, cosine in candidates:
+            hasher.add(id_, self._thumbs.get(id_, thumbs.get(id_)))
+            pixel = hasher.similarity(product.id, id_)
+            if pixel is not None and pixel >= self.pixel_threshold:
+                return f"near-identical to an existing product {id_[:12]} (cosine {cosine:.3f}, pixel {pixel:.3f})"
+        return ""
