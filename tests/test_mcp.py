@@ -187,7 +187,8 @@ def test_steering_keywords_through_mcp(served):
     steering = {"more", "less", "liked", "disliked", "price_min", "price_max", "sort", "within_best"}
     for name in SEARCH_TOOLS:
         assert steering | {"collapse_duplicates"} <= set(tools[name].inputSchema["properties"])
-        assert "reorders only the relevant results" in tools[name].description
+        sort = tools[name].inputSchema["properties"]["sort"]
+        assert "reorders only the relevant results" in f"{sort.get('description')} {tools[name].description}"
     top = answer(call(url, "search_text", text="bag", top_k=3))[1]["matches"][0]["id"]
     _, steered = answer(call(url, "search_text", text="bag", top_k=3, disliked=[top], less=["red"], sort="price_asc"))
     assert top not in [m["id"] for m in steered["matches"]] and steered["query"]["steering"]["less"] == ["red"]

@@ -246,7 +246,7 @@ def api_inputs() -> list[Any]:
         *texts,
         gr.Number(None, label="price_min"),
         gr.Number(None, label="price_max"),
-        gr.Dropdown(list(SORTS), value="relevance", label="sort"),
+        gr.Dropdown(list(SORTS), value="relevance", allow_custom_value=True, label="sort"),  # our own message
         gr.Number(None, label="within_best"),
         gr.Checkbox(False, label="collapse_duplicates"),
     ]
