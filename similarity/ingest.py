@@ -1,8 +1,9 @@
 """The ingest pipeline shared by ``data_seed`` and the catalog tab.
 
-Items are read and decoded in worker threads while the previous batch runs through the model;
-each batch is upserted atomically, and ids already stored are skipped before any work, so a
-rerun adds nothing and a killed run resumes where it stopped.
+Items are read and decoded in worker threads, or with ``processes`` in worker processes
+(``ingest_procs.py``), while the previous batch runs through the model; each batch is upserted
+atomically, and ids already stored are skipped before any decoding, so a rerun adds nothing and
+a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from . import images
 from .errors import SimilarityError
+from .ingest_items import LOW_PRIORITY, IngestItem, ItemOutcome
 from .records import Product
 
 if TYPE_CHECKING:
@@ -27,24 +31,7 @@ if TYPE_CHECKING:
     from .store.base import CatalogStore
 
 log = logging.getLogger(__name__)
-LOW_PRIORITY = 19  # nice value of the decode threads
-
-
-@dataclasses.dataclass
-class IngestItem:
-    """One image to add: a display key (file name), a way to get its bytes, and known metadata."""
-
-    key: str
-    read: Callable[[], bytes]
-    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass
-class ItemOutcome:
-    key: str
-    status: str  # added | present | skipped | failed
-    id: str | None = None
-    reason: str = ""
+__all__ = ["LOW_PRIORITY", "IngestItem", "IngestReport", "Ingestor", "ItemOutcome"]
 
 
 @dataclasses.dataclass
@@ -83,8 +70,8 @@ class IngestReport:
 class _Prepared:
     item: IngestItem
     id: str
-    image: Any
-    tensor: Any
+    image: Any  # the decoded picture (threads) or None (processes: rebuilt from the thumbnail if a tagger asks)
+    tensor: Any  # the model's input tensor (threads) or its uint8 crop (processes)
     thumbnail: bytes
 
 
@@ -98,6 +85,7 @@ class Ingestor:
         *,
         batch_size: int = 32,
         workers: int = 2,
+        processes: int = 0,
         max_bytes: int = images.MAX_LOCAL_BYTES,
         reembed: bool = False,
         enrich: Callable[[list[Product], list[Any]], None] | None = None,
@@ -107,6 +95,8 @@ class Ingestor:
     ) -> None:
         self.store, self.embedder = store, embedder
         self.batch_size, self.workers, self.max_bytes = batch_size, workers, max_bytes
+        self.processes = processes  # > 0: decode in this many worker processes instead of threads
+        self._crops: Any = None  # the CropSpec when the batches hold uint8 crops
         self.reembed = reembed
         self.enrich = enrich  # fills missing metadata (e.g. a tagger) before the batch is stored
         self.on_outcome = on_outcome or (lambda outcome: None)
@@ -116,16 +106,26 @@ class Ingestor:
         self._seen: set[str] = set()  # ids handled earlier in this run (batches overlap the store check)
 
     def run(self, items: Iterable[IngestItem]) -> IngestReport:
-        report = IngestReport()
         self.embedder.load()
+        spec = self.embedder.crop_spec if self.processes > 0 else None
+        if self.processes > 0 and spec is None:
+            log.warning("This model's preprocessing is not a plain resize and crop: decoding in threads instead")
+        if spec is None:
+            with ThreadPoolExecutor(self.workers, initializer=yield_cpu) as pool:
+                return self._run(items, lambda batch: self._prepare_batch(pool, batch))
+        from .ingest_procs import ProcessPrep
+
+        self._crops = spec
+        with ProcessPrep(self.processes, spec, self.max_bytes) as prep:
+            return self._run(items, lambda batch: self._prepare_in_processes(prep, batch))
+
+    def _run(self, items: Iterable[IngestItem], prepare: Callable[[list[IngestItem]], tuple]) -> IngestReport:
+        report = IngestReport()
         # one thread prepares the next batch (using the worker pool) while this one runs the model
-        with (
-            ThreadPoolExecutor(1, initializer=yield_cpu) as stage,
-            ThreadPoolExecutor(self.workers, initializer=yield_cpu) as pool,
-        ):
+        with ThreadPoolExecutor(1, initializer=yield_cpu) as stage:
             pending: Future | None = None
             for batch in _batches(iter(items), self.batch_size):
-                nxt = stage.submit(self._prepare_batch, pool, batch)
+                nxt = stage.submit(prepare, batch)
                 if pending is not None:
                     self._store_batch(pending.result(), report)
                 pending = nxt
@@ -139,15 +139,49 @@ class Ingestor:
         loaded = []
         for result in pool.map(self._load, batch):
             (notes if isinstance(result, ItemOutcome) else loaded).append(result)
-        present = set() if self.reembed else self.store.existing([image.sha256 for _, image in loaded])
-        fresh: dict[str, tuple[IngestItem, images.LoadedImage]] = {}
-        for item, image in loaded:
-            if image.sha256 in present or image.sha256 in fresh or image.sha256 in self._seen:
-                notes.append(ItemOutcome(item.key, "present", image.sha256))
-            else:
-                fresh[image.sha256] = (item, image)
+        fresh = self._fresh([(item, image.sha256, image) for item, image in loaded], notes)
         self._seen.update(fresh)
         return notes, list(pool.map(self._preprocess, fresh.values()))
+
+    def _prepare_in_processes(self, prep: Any, batch: list[IngestItem]) -> tuple[list, list]:
+        """Read and hash here, skip what is stored, decode + crop + thumbnail in the worker processes."""
+        notes: list[ItemOutcome] = []
+        read = []
+        for result in prep.read(batch):
+            (notes if isinstance(result, ItemOutcome) else read).append(result)
+        held: list[tuple[IngestItem, str]] = []  # repeats of a fresh item: present, unless it fails to decode
+        fresh = self._fresh(read, notes, held)
+        decoded = dict(zip(fresh, prep.decode([data for _, data in fresh.values()]), strict=True))
+        prepared = []
+        for sha, (item, _) in fresh.items():
+            out = decoded[sha]
+            if out.reason:
+                notes.append(ItemOutcome(item.key, "skipped", reason=out.reason))
+            else:
+                self._seen.add(sha)
+                prepared.append(_Prepared(item, sha, None, out.crop, out.thumbnail))
+        for item, sha in held:
+            failed = decoded[sha].reason
+            notes.append(
+                ItemOutcome(item.key, "skipped", reason=failed) if failed else ItemOutcome(item.key, "present", sha)
+            )
+        return notes, prepared
+
+    def _fresh(
+        self, hashed: list[tuple[IngestItem, str, Any]], notes: list[ItemOutcome], held: list | None = None
+    ) -> dict:
+        """sha -> (item, payload) of the items not stored nor seen in this run; the rest noted as present
+        (or, with ``held``, repeats of a fresh item kept there until it is decoded)."""
+        present = set() if self.reembed else self.store.existing([sha for _, sha, _ in hashed])
+        fresh: dict[str, tuple[IngestItem, Any]] = {}
+        for item, sha, payload in hashed:
+            if sha in fresh and held is not None:
+                held.append((item, sha))
+            elif sha in present or sha in fresh or sha in self._seen:
+                notes.append(ItemOutcome(item.key, "present", sha))
+            else:
+                fresh[sha] = (item, payload)
+        return fresh
 
     def _load(self, item: IngestItem) -> tuple[IngestItem, images.LoadedImage] | ItemOutcome:
         try:
@@ -172,12 +206,16 @@ class Ingestor:
         import torch
 
         try:
-            vectors = self.embedder.embed_tensors(torch.stack([p.tensor for p in prepared]))
+            if self._crops is not None:  # uint8 crops from worker processes: normalised on the model's device
+                vectors = self.embedder.embed_crops(np.stack([p.tensor for p in prepared]), self._crops)
+            else:
+                vectors = self.embedder.embed_tensors(torch.stack([p.tensor for p in prepared]))
             products = [self._product(p, v) for p, v in zip(prepared, vectors, strict=True)]
             near = self.screen(products) if self.screen is not None else {}
             products = [p for p in products if not (self.skip_screened and p.id in near)]
             if self.enrich is not None:
-                self.enrich(products, [p.image for p in prepared if p.id not in near or not self.skip_screened])
+                kept = [p for p in prepared if p.id not in near or not self.skip_screened]
+                self.enrich(products, [p.image or images.load_image(p.thumbnail).image for p in kept])
             if products:
                 self.store.upsert(products)
         except SimilarityError as exc:

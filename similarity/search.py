@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -20,7 +20,7 @@ import numpy as np
 from . import images
 from .arrange import discount
 from .config import Settings
-from .errors import NotFoundError, SimilarityError
+from .errors import EmptyCatalogError, NotFoundError, SimilarityError
 from .index import default_ranker
 from .records import Filters, Match, Product, SearchResult
 from .steering import Query, Steering, combine_parts, steer
@@ -62,6 +62,7 @@ class SearchService:
         self.settings = settings or Settings()
         self.ranker = ranker or default_ranker(store, self.settings)
         self.url_guard = images.UrlGuard()
+        self.filling: Callable[[], str | None] | None = None  # the first start's seeding: why a catalog is empty
         self._tag_pool: ThreadPoolExecutor | None = None  # created on first describe_async
         self._tag_lock = threading.Lock()
 
@@ -162,7 +163,7 @@ class SearchService:
         exclude = set(query.exclude) - {query.source_id}
         extra = (1 if query.source_id else 0) + len(exclude)
         wanted = arrange.candidates(top_k) if arrange else top_k
-        with _timed(timings, "search"):
+        with _timed(timings, "search"), self._while_filling():
             ranking = self.ranker.rank(query.vector, filters, wanted + extra, min_score, self.settings.facet_candidates)
         pairs = [(i, s) for i, s in zip(ranking.ids, ranking.scores, strict=True) if i != query.source_id]
         pairs = [(i, s) for i, s in pairs if i not in exclude]
@@ -197,6 +198,17 @@ class SearchService:
             device,
             ranking.prices,
         )
+
+    @contextmanager
+    def _while_filling(self) -> Iterator[None]:
+        """An empty catalog that the first start is filling says so, with its progress."""
+        try:
+            yield
+        except EmptyCatalogError:
+            note = self.filling() if self.filling is not None else None
+            if note:
+                raise EmptyCatalogError(note) from None
+            raise
 
     def _map_position(self, query: Query, matches: list[Match]) -> tuple[float, float] | None:
         """Where the query sits on the catalog map (a product query: at the product); None without a layout."""
@@ -317,7 +329,10 @@ def build_service(
     device_label(embedder)  # resolved now: a SIMILARITY_DEVICE naming a missing GPU stops the start-up here
     store = overrides.pop("store", None) or open_store(settings.store_url, settings)
     tagger = overrides.pop("tagger", None) or make_tagger(settings, embedder)
-    ranker = overrides.pop("ranker", None) or default_ranker(store, settings, background=background_index)
+    device = getattr(embedder, "device_info", None)  # a CUDA GPU also holds the exact index
+    ranker = overrides.pop("ranker", None) or default_ranker(
+        store, settings, background=background_index, device=device
+    )
     if "catalog_map" not in overrides and settings.map_layout != "off":
         from .map import CatalogMap  # its fitting libraries load only when a layout is computed
 
