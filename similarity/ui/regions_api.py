@@ -9,7 +9,8 @@ import gradio as gr
 from ..errors import SimilarityError
 from ..regions.search import RegionSearch
 from ..search import DEFAULT_TOP_K, SearchService
-from .api import for_caller
+from ..steering import Steering
+from .api import for_caller, steer_args
 from .files import UiFiles
 from .handlers import user_errors
 from .ranking import RankArgs
@@ -36,6 +37,15 @@ class RegionsApi:
         colors: list[str] | None = None,
         tags: list[str] | None = None,
         thumbnails: str = DEFAULT_THUMBNAILS,
+        more: list[str] | None = None,
+        less: list[str] | None = None,
+        liked: list[str] | None = None,
+        disliked: list[str] | None = None,
+        price_min: float | None = None,
+        price_max: float | None = None,
+        sort: str = "relevance",
+        within_best: float | None = None,
+        collapse_duplicates: bool = False,
         request: gr.Request | None = None,
     ) -> Any:
         """Find every product in a photo (two bags on a table, an outfit) and the catalog's matches for each one.
@@ -53,6 +63,15 @@ class RegionsApi:
             colors: keep only products with one of these colours.
             tags: keep only products with one of these tags.
             thumbnails: "url" (default; a link to a small JPEG on this app), "data" (inline base64) or "none".
+            more: texts to get more of in every region, e.g. ["leather"].
+            less: texts to get less of, e.g. ["red"].
+            liked: ids (or unique id prefixes) of products to get more like.
+            disliked: ids of products to leave out and get less like.
+            price_min: keep only products priced at least this (products without a price are left out).
+            price_max: keep only products priced at most this.
+            sort: "relevance" (default), "price_asc", "price_desc" or "newest"; reorders only the relevant results.
+            within_best: keep only products scoring within this of the best match, e.g. 0.05.
+            collapse_duplicates: fold near-identical results into the better-ranked one.
         Returns:
             an object; "regions": the products found in the photo (at most 8; none for a one-product photo), each
             with "box" [x0, y0, x1, y1] in the photo's pixels, "source" (gemini, auto or user), "label",
@@ -63,17 +82,20 @@ class RegionsApi:
         """
         if not image and not (url or "").strip():
             raise SimilarityError("Give a photo (image) or an image URL (url) to search its regions.")
-        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags, *steer_args(locals()))
         links = self.thumbs.for_request(thumbnails, request)
+        steering = Steering.of(more, less, liked, disliked)
         prepared = self.regions.prepare(
             image or None, url=url, text=text, text_weight=float(text_weight), box=(box or "").strip() or None
         )
+        if steering:  # every region's query is the photo's with its image part swapped: the steering carries over
+            prepared.whole = self.regions.service.steer(prepared.whole, steering)
         return for_caller(self.regions.rank(prepared, args).to_dict(thumbnails=links), request)
 
 
 def wire_regions_api(api: RegionsApi, trigger: Any, inputs: list, common: list, result: Any) -> None:
     """``/search_regions`` on the hidden API components (``inputs``: image, url, text, text_weight;
-    ``common``: the ranking arguments and thumbnails); the box gets its own hidden textbox."""
+    ``common``: the ranking arguments, thumbnails and steering); the box gets its own hidden textbox."""
     box = gr.Textbox(label="box", visible=False)
     trigger.click(api.search_regions, [*inputs, box, *common], result, api_name="search_regions",
                   concurrency_id="search")  # fmt: skip
