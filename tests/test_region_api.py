@@ -72,6 +72,12 @@ def test_the_endpoint_finds_each_product_and_ranks_each_like_the_page(served):
     assert all(any(_iou(f, b) >= 0.5 for f in found) for b in boxes)
     shoes = client.predict(image=handle_file(photo), top_k=2, categories=["shoes"], api_name="/search_regions")
     assert all(m["category"] == "shoes" for r in shoes["regions"] for m in r["matches"])
+    best = result["regions"][0]["matches"][0]["id"]
+    steered = client.predict(image=handle_file(photo), top_k=3, disliked=[best],
+                             api_name="/search_regions")  # fmt: skip
+    assert len(steered["regions"]) == 4 and steered["query"]["steering"] == {"disliked": [best]}
+    for region in steered["regions"]:
+        assert best not in {m["id"] for m in region["matches"]} and len(region["matches"]) == 3
 
 
 def test_a_given_box_finds_its_product_first_and_bad_boxes_are_clear_errors(served):
