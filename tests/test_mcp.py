@@ -179,3 +179,16 @@ def test_saved_product_tools_ask_for_sign_in_as_the_http_api_does(served):
     for tool, arguments in saved.items():
         refused = call(served[0], tool, **arguments)
         assert refused.isError and refused.content[0].text == "Sign in to save products."
+
+
+def test_steering_keywords_through_mcp(served):
+    url, _ = served
+    tools = {t.name: t for t in mcp(url, lambda s: s.list_tools()).tools}
+    steering = {"more", "less", "liked", "disliked", "price_min", "price_max", "sort", "within_best"}
+    for name in SEARCH_TOOLS:
+        assert steering | {"collapse_duplicates"} <= set(tools[name].inputSchema["properties"])
+        sort = tools[name].inputSchema["properties"]["sort"]
+        assert "reorders only the relevant results" in f"{sort.get('description')} {tools[name].description}"
+    top = answer(call(url, "search_text", text="bag", top_k=3))[1]["matches"][0]["id"]
+    _, steered = answer(call(url, "search_text", text="bag", top_k=3, disliked=[top], less=["red"], sort="price_asc"))
+    assert top not in [m["id"] for m in steered["matches"]] and steered["query"]["steering"]["less"] == ["red"]

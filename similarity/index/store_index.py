@@ -31,7 +31,7 @@ from .torch_scores import GPU_GRAPH_ROWS, TorchScorer, gpu_scorer
 
 if TYPE_CHECKING:
     from ..records import Facets, Filters
-    from ..store.base import ChangeSet, VectorBatch
+    from ..store.base import ChangeSet, PriceRange, VectorBatch
     from .ann import AnnIndex
 
 log = logging.getLogger(__name__)
@@ -269,6 +269,9 @@ class StoreIndex(Ranker):
 
     def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
         return self.current().browse(filters, offset, limit)
+
+    def price_range(self) -> PriceRange:
+        return self.current().price_range()
 
 
 def _exact(index: VectorIndex | AnnIndex) -> VectorIndex:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..errors import SimilarityError
+from ..steering import Steering
 from .search import RegionResult, RegionSearch
 
 
@@ -16,10 +17,12 @@ def run_regions(args: argparse.Namespace, service: Any, url: str | None) -> int:
 
     if not args.image:
         raise SimilarityError("Region search needs a photo: give an image path or URL.")
-    ranking = RankArgs.of(args.top_k, args.min_score, args.category, args.brand, args.color, args.tag)
+    steer = (args.price_min, args.price_max, args.sort, args.within_best, args.collapse_duplicates)
+    ranking = RankArgs.of(args.top_k, args.min_score, args.category, args.brand, args.color, args.tag, *steer)
+    steering = Steering.of(args.more, args.less, args.like, args.dislike)
     result = RegionSearch(service).search(
         None if url else args.image, args=ranking, url=url, text=args.text, text_weight=args.text_weight,
-        box=args.box, regions=True,
+        box=args.box, regions=True, steering=steering,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ..records import SearchResult, Thumbnails
     from ..search import SearchService
+    from ..steering import Steering
     from ..ui.ranking import RankArgs
 
 NO_REGIONS = "No separate products found in the photo; these are the whole photo's matches."
@@ -90,9 +91,11 @@ class RegionSearch:
         text_weight: float = 0.5,
         box: Any = None,
         regions: bool = True,
+        steering: Steering | None = None,
     ) -> RegionQuery:
         """Decode the photo, find its regions (or take ``box``, "x0,y0,x1,y1" in the photo's pixels) and
-        embed the photo and every crop in one forward pass. ``regions=False``: the whole photo only."""
+        embed the photo and every crop in one forward pass. ``regions=False``: the whole photo only.
+        ``steering`` (more of / less of / liked / disliked) applies to the photo and every region alike."""
         timings: dict[str, float] = {}
         loaded = self._load(image, url, timings)
         picture, size = loaded.image, loaded.original_size
@@ -110,6 +113,7 @@ class RegionSearch:
             vectors = embed_once(service.embedder, [picture, *(_crop(picture, r, size) for r in found)])
         base = service.encode(text=text, text_weight=text_weight) if (text or "").strip() else None
         whole = self._whole_query(base, vectors[0], text_weight, timings)
+        whole = service.steer(whole, steering) if steering else whole  # regions swap only the image part
         finder = "user" if box is not None and str(box).strip() else self.finder.name
         return RegionQuery(whole, found, vectors[1:], size, picture, finder, timings)
 

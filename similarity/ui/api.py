@@ -15,9 +15,10 @@ import gradio as gr
 from ..errors import SimilarityError
 from ..records import Thumbnails
 from ..search import DEFAULT_TOP_K, Query, SearchService
+from ..steering import Steering
 from .files import UiFiles
 from .handlers import user_errors
-from .ranking import RankArgs
+from .ranking import STEER_INPUTS, RankArgs
 from .thumbs import DEFAULT_THUMBNAILS, ThumbnailLinks
 
 MAX_MAP_POINTS = 100_000  # points per /catalog_map call (a 1M catalog is paged with offset)
@@ -42,6 +43,15 @@ class SearchApi:
         colors: list[str] | None = None,
         tags: list[str] | None = None,
         thumbnails: str = DEFAULT_THUMBNAILS,
+        more: list[str] | None = None,
+        less: list[str] | None = None,
+        liked: list[str] | None = None,
+        disliked: list[str] | None = None,
+        price_min: float | None = None,
+        price_max: float | None = None,
+        sort: str = "relevance",
+        within_best: float | None = None,
+        collapse_duplicates: bool = False,
         request: gr.Request | None = None,
     ) -> dict[str, Any]:
         """Find catalog products that look like a photo.
@@ -58,18 +68,28 @@ class SearchApi:
             colors: keep only products with one of these colours.
             tags: keep only products with one of these tags.
             thumbnails: "url" (default; a link to a small JPEG on this app), "data" (inline base64) or "none".
+            more: texts to get more of, e.g. ["leather"] (each pulls the results towards it).
+            less: texts to get less of, e.g. ["red"].
+            liked: ids (or unique id prefixes) of products to get more like.
+            disliked: ids of products to leave out and get less like.
+            price_min: keep only products priced at least this (products without a price are left out).
+            price_max: keep only products priced at most this.
+            sort: "relevance" (default), "price_asc", "price_desc" or "newest"; reorders only the relevant results.
+            within_best: keep only products scoring within this of the best match, e.g. 0.05.
+            collapse_duplicates: fold near-identical results into the better-ranked one ("near_identical" ids).
         Returns:
             an object; "matches": the most similar products, best first, each with id, name, category, brand
             colors, tags, price, description and "score" (cosine similarity, higher is closer)
             "thumbnail": per match, an image URL on this app ("url"), a data: URL ("data") or null ("none")
-            "facets": counts per category, brand, colour and tag; "timings_ms"; "model"
+            "facets": counts per category, brand, colour and tag, and "price" (the candidates' range); "timings_ms"
         """
         if not image and not (url or "").strip():
             raise SimilarityError("Give a photo (image) or an image URL (url) to search with.")
-        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags, *steer_args(locals()))
         links = self.thumbs.for_request(thumbnails, request)
+        steering = Steering.of(more, less, liked, disliked)
         query = self.service.encode(image or None, url=url, text=text, text_weight=float(text_weight))
-        return self._rank(query, args, links)
+        return self._rank(query, args, links, steering)
 
     @user_errors
     def search_text(
@@ -82,6 +102,15 @@ class SearchApi:
         colors: list[str] | None = None,
         tags: list[str] | None = None,
         thumbnails: str = DEFAULT_THUMBNAILS,
+        more: list[str] | None = None,
+        less: list[str] | None = None,
+        liked: list[str] | None = None,
+        disliked: list[str] | None = None,
+        price_min: float | None = None,
+        price_max: float | None = None,
+        sort: str = "relevance",
+        within_best: float | None = None,
+        collapse_duplicates: bool = False,
         request: gr.Request | None = None,
     ) -> dict[str, Any]:
         """Find catalog products matching a description, e.g. "black leather backpack".
@@ -95,17 +124,27 @@ class SearchApi:
             colors: keep only products with one of these colours.
             tags: keep only products with one of these tags.
             thumbnails: "url" (default; a link to a small JPEG on this app), "data" (inline base64) or "none".
+            more: texts to get more of, e.g. ["leather"] (each pulls the results towards it).
+            less: texts to get less of, e.g. ["red"].
+            liked: ids (or unique id prefixes) of products to get more like.
+            disliked: ids of products to leave out and get less like.
+            price_min: keep only products priced at least this (products without a price are left out).
+            price_max: keep only products priced at most this.
+            sort: "relevance" (default), "price_asc", "price_desc" or "newest"; reorders only the relevant results.
+            within_best: keep only products scoring within this of the best match, e.g. 0.05.
+            collapse_duplicates: fold near-identical results into the better-ranked one ("near_identical" ids).
         Returns:
             an object; "matches": the most similar products, best first, each with id, name, category, brand
             colors, tags, price, description and "score" (cosine similarity, higher is closer)
             "thumbnail": per match, an image URL on this app ("url"), a data: URL ("data") or null ("none")
-            "facets": counts per category, brand, colour and tag; "timings_ms"; "model"
+            "facets": counts per category, brand, colour and tag, and "price" (the candidates' range); "timings_ms"
         """
         if not (text or "").strip():
             raise SimilarityError("Type a description to search for (text).")
-        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags, *steer_args(locals()))
         links = self.thumbs.for_request(thumbnails, request)
-        return self._rank(self.service.encode(text=text), args, links)
+        steering = Steering.of(more, less, liked, disliked)
+        return self._rank(self.service.encode(text=text), args, links, steering)
 
     @user_errors
     def similar_to(
@@ -118,6 +157,15 @@ class SearchApi:
         colors: list[str] | None = None,
         tags: list[str] | None = None,
         thumbnails: str = DEFAULT_THUMBNAILS,
+        more: list[str] | None = None,
+        less: list[str] | None = None,
+        liked: list[str] | None = None,
+        disliked: list[str] | None = None,
+        price_min: float | None = None,
+        price_max: float | None = None,
+        sort: str = "relevance",
+        within_best: float | None = None,
+        collapse_duplicates: bool = False,
         request: gr.Request | None = None,
     ) -> dict[str, Any]:
         """Find products similar to a catalog product ("more like this"); the product itself is left out.
@@ -131,17 +179,27 @@ class SearchApi:
             colors: keep only products with one of these colours.
             tags: keep only products with one of these tags.
             thumbnails: "url" (default; a link to a small JPEG on this app), "data" (inline base64) or "none".
+            more: texts to get more of, e.g. ["leather"] (each pulls the results towards it).
+            less: texts to get less of, e.g. ["red"].
+            liked: ids (or unique id prefixes) of products to get more like.
+            disliked: ids of products to leave out and get less like.
+            price_min: keep only products priced at least this (products without a price are left out).
+            price_max: keep only products priced at most this.
+            sort: "relevance" (default), "price_asc", "price_desc" or "newest"; reorders only the relevant results.
+            within_best: keep only products scoring within this of the best match, e.g. 0.05.
+            collapse_duplicates: fold near-identical results into the better-ranked one ("near_identical" ids).
         Returns:
             an object; "matches": the most similar products, best first, each with id, name, category, brand
             colors, tags, price, description and "score" (cosine similarity, higher is closer)
             "thumbnail": per match, an image URL on this app ("url"), a data: URL ("data") or null ("none")
-            "facets": counts per category, brand, colour and tag; "timings_ms"; "model"
+            "facets": counts per category, brand, colour and tag, and "price" (the candidates' range); "timings_ms"
         """
         if not (product_id or "").strip():
             raise SimilarityError("Give the id of a catalog product (product_id).")
-        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags, *steer_args(locals()))
         links = self.thumbs.for_request(thumbnails, request)
-        return self._rank(self.service.product_query(product_id.strip()), args, links)
+        steering = Steering.of(more, less, liked, disliked)
+        return self._rank(self.service.product_query(product_id.strip()), args, links, steering)
 
     @user_errors
     def catalog_map(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
@@ -162,9 +220,14 @@ class SearchApi:
                     "note": "The catalog map is turned off on this server."}  # fmt: skip
         return catalog_map.points(min(limit, MAX_MAP_POINTS), offset)
 
-    def _rank(self, query: Query, args: RankArgs, links: Thumbnails) -> dict[str, Any]:
-        result = args.rank(self.service, query)
+    def _rank(self, query: Query, args: RankArgs, links: Thumbnails, steering: Steering) -> dict[str, Any]:
+        result = args.rank(self.service, self.service.steer(query, steering) if steering else query)
         return result.to_dict(thumbnails=links)
+
+
+def steer_args(values: dict[str, Any]) -> list[Any]:
+    """An endpoint's price range, sort, cutoff and collapse values in ``STEER_INPUTS`` order."""
+    return [values[name] for name in STEER_INPUTS]
 
 
 def _whole(value: Any, name: str, default: int) -> int:
