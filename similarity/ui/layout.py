@@ -11,6 +11,7 @@ import gradio as gr
 from ..accounts import Accounts
 from ..errors import SimilarityError
 from ..records import CATEGORIES, COLORS
+from ..regions.search import RegionSearch
 from ..saved import SavedProducts
 from ..search import DEFAULT_TOP_K, SearchService, device_label
 from . import format as fmt
@@ -24,6 +25,7 @@ from .explain import ExplainHandlers, build_explain_panel
 from .files import UiFiles
 from .handlers import SearchHandlers
 from .map import MapHandlers, build_map_tab
+from .regions_api import RegionsApi, wire_regions_api
 from .saved import SavedHandlers, browser_state, build_saved_tab
 from .saved_api import SavedApi, build_saved_api
 from .thumbs import DEFAULT_THUMBNAILS, THUMBNAIL_MODES
@@ -60,6 +62,7 @@ def build_blocks(
     search = SearchHandlers(service, files)
     steering = steer.SteerHandlers(service, search)
     catalog = CatalogHandlers(service, files)
+    region_search = RegionSearch(service)  # one per app: the Gemini boxes' cache is shared by page and API
     info = _info(service)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
@@ -84,7 +87,7 @@ def build_blocks(
         footer = gr.Markdown(_footer(service), elem_id="footer")
         if info["precision"] is None:  # auto is still probing: each page load shows the choice so far
             demo.load(lambda: _footer(service), outputs=footer, api_visibility="private", queue=False)
-        _api(SearchApi(service, files))
+        _api(SearchApi(service, files), RegionsApi(service, files, region_search))
         build_saved_api(SavedApi(saved))
     demo.queue(default_concurrency_limit=2, max_size=32)  # 2 vCPUs; a bounded queue sheds load
     return demo
@@ -259,7 +262,7 @@ def _add_products(handlers: CatalogHandlers, store_info: Any, browse_in: list, b
     )
 
 
-def _api(api: SearchApi) -> None:
+def _api(api: SearchApi, regions: RegionsApi) -> None:
     """Hidden components behind the named endpoints; parameter names come from the functions."""
     with gr.Column(visible=False):
         image = gr.File(label="image", type="filepath")
@@ -290,6 +293,7 @@ def _api(api: SearchApi) -> None:
     for fn, inputs, name in endpoints:
         trigger.click(fn, inputs, result, api_name=name, concurrency_id="search")
     trigger.click(api.catalog_map, [limit, offset], result, api_name="catalog_map", concurrency_id="map")
+    wire_regions_api(regions, trigger, [image, url, text, text_weight], common, result)
 
 
 def _example_paths(service: SearchService, files: UiFiles) -> list[str]:
