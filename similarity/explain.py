@@ -44,10 +44,10 @@ class Explainer:
 
         visual = self.embedder.model.visual
         batch = torch.stack([self.embedder.preprocess(_rgb(im)) for im in (query_image, match_image)])
-        dtype = next(iter(visual.parameters())).dtype  # a bf16 model takes bf16 input
+        weights = next(iter(visual.parameters()))  # a half-precision model on a GPU takes its dtype, there
         with torch.inference_mode():
             out = visual.forward_intermediates(
-                batch.to(dtype=dtype), indices=1, normalize_intermediates=True, output_fmt="NLC"
+                batch.to(weights.device, dtype=weights.dtype), indices=1, normalize_intermediates=True, output_fmt="NLC"
             )
             tokens = out["image_intermediates"][-1]  # (2, patches, width), ln_post applied
             pooled = out["image_features"]  # (2, dim), already projected
