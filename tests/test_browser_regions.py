@@ -57,7 +57,7 @@ def changed(page, before: list[str]) -> list[str]:
     return captions(page)
 
 
-def test_boxes_are_drawn_and_a_region_a_box_and_the_whole_photo_drive_the_gallery(browser, served):
+def test_boxes_are_drawn_and_a_region_a_box_and_the_whole_photo_drive_the_gallery(browser, served):  # noqa: F811
     url, photo, boxes = served
     page = browser.new_page()
     page.set_viewport_size(DESKTOP)
