@@ -86,10 +86,9 @@ class RegionsApi:
         links = self.thumbs.for_request(thumbnails, request)
         steering = Steering.of(more, less, liked, disliked)
         prepared = self.regions.prepare(
-            image or None, url=url, text=text, text_weight=float(text_weight), box=(box or "").strip() or None
-        )
-        if steering:  # every region's query is the photo's with its image part swapped: the steering carries over
-            prepared.whole = self.regions.service.steer(prepared.whole, steering)
+            image or None, url=url, text=text, text_weight=float(text_weight), box=(box or "").strip() or None,
+            steering=steering,
+        )  # fmt: skip
         return for_caller(self.regions.rank(prepared, args).to_dict(thumbnails=links), request)
 
 
