@@ -71,7 +71,9 @@ def test_thumbs_from_the_keyboard_and_on_a_phone(page, app_url, photo):  # noqa:
     like.focus()
     page.keyboard.press("Enter")
     page.locator(CHIPS).get_by_text(f"👍 {second}").wait_for(timeout=WAIT_MS)
-    assert page.locator("#vote-strip button[aria-pressed=true]").count() == 1
+    pressed = page.locator("#vote-strip button[aria-pressed=true]")
+    pressed.first.wait_for(timeout=WAIT_MS)  # the strip follows the chips
+    assert pressed.count() == 1
     box = page.locator("#vote-strip button").first.bounding_box()
     assert box["width"] >= 32 and box["height"] >= 28  # big enough to tap
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # nothing sticks out
@@ -90,7 +92,7 @@ def make_docs_screenshot() -> None:
         with sync_playwright() as playwright:
             context = open_browser(playwright, str(Path(tmp) / "profile"))
             page = context.new_page()
-            page.set_viewport_size({"width": 1280, "height": 1000})
+            page.set_viewport_size({"width": 1280, "height": 1400})  # down to the 👍/👎 strip
             search_photo(page, url, str(query))
             page.locator("#vote-strip button[data-vote=dislike]").first.click()
             page.locator("#vote-strip button[data-vote=like]").nth(2).click()
