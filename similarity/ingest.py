@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .store.base import CatalogStore
 
 log = logging.getLogger(__name__)
+PROCESS_LOOKAHEAD = 3  # batches whose decoding is in the worker processes' hands while one embeds
 __all__ = ["LOW_PRIORITY", "IngestItem", "IngestReport", "Ingestor", "ItemOutcome"]
 
 
@@ -104,6 +106,8 @@ class Ingestor:
         # those products are reported (added, with the note) or, with skip_screened, skipped
         self.screen, self.skip_screened = screen, skip_screened
         self._seen: set[str] = set()  # ids handled earlier in this run (batches overlap the store check)
+        self._decoding: dict[str, Future] = {}  # processes: ids sent to the workers, not yet stored or skipped
+        self._ids_lock = threading.Lock()  # _seen and _decoding: the stage thread reads, the model's thread writes
 
     def run(self, items: Iterable[IngestItem]) -> IngestReport:
         self.embedder.load()
@@ -117,20 +121,23 @@ class Ingestor:
 
         self._crops = spec
         with ProcessPrep(self.processes, spec, self.max_bytes) as prep:
-            return self._run(items, lambda batch: self._prepare_in_processes(prep, batch))
+            return self._run(items, lambda batch: self._prepare_in_processes(prep, batch), PROCESS_LOOKAHEAD)
 
-    def _run(self, items: Iterable[IngestItem], prepare: Callable[[list[IngestItem]], tuple]) -> IngestReport:
+    def _run(
+        self, items: Iterable[IngestItem], prepare: Callable[[list[IngestItem]], Any], ahead: int = 1
+    ) -> IngestReport:
+        """One thread prepares the next batches (using the worker pool) while this one runs the model: the thread
+        path one batch ahead; the process path ``ahead`` batches, whose decoding it only submits, so the worker
+        processes never wait for the model or the store."""
         report = IngestReport()
-        # one thread prepares the next batch (using the worker pool) while this one runs the model
         with ThreadPoolExecutor(1, initializer=yield_cpu) as stage:
-            pending: Future | None = None
+            pending: deque[Future] = deque()
             for batch in _batches(iter(items), self.batch_size):
-                nxt = stage.submit(prepare, batch)
-                if pending is not None:
-                    self._store_batch(pending.result(), report)
-                pending = nxt
-            if pending is not None:
-                self._store_batch(pending.result(), report)
+                pending.append(stage.submit(prepare, batch))
+                while len(pending) > ahead:
+                    self._store_batch(_ready(pending.popleft().result()), report)
+            while pending:
+                self._store_batch(_ready(pending.popleft().result()), report)
         return report
 
     def _prepare_batch(self, pool: ThreadPoolExecutor, batch: list[IngestItem]) -> tuple[list, list]:
@@ -143,40 +150,59 @@ class Ingestor:
         self._seen.update(fresh)
         return notes, list(pool.map(self._preprocess, fresh.values()))
 
-    def _prepare_in_processes(self, prep: Any, batch: list[IngestItem]) -> tuple[list, list]:
-        """Read and hash here, skip what is stored, decode + crop + thumbnail in the worker processes."""
+    def _prepare_in_processes(self, prep: Any, batch: list[IngestItem]) -> Callable[[], tuple[list, list]]:
+        """Read and hash here, skip what is stored, and send the rest to the worker processes (decode, crop,
+        thumbnail); returns what collects their results, called when the batch's turn to embed comes."""
         notes: list[ItemOutcome] = []
         read = []
         for result in prep.read(batch):
             (notes if isinstance(result, ItemOutcome) else read).append(result)
-        held: list[tuple[IngestItem, str]] = []  # repeats of a fresh item: present, unless it fails to decode
-        fresh = self._fresh(read, notes, held)
-        decoded = dict(zip(fresh, prep.decode([data for _, data in fresh.values()]), strict=True))
-        prepared = []
-        for sha, (item, _) in fresh.items():
-            out = decoded[sha]
-            if out.reason:
-                notes.append(ItemOutcome(item.key, "skipped", reason=out.reason))
-            else:
-                self._seen.add(sha)
-                prepared.append(_Prepared(item, sha, None, out.crop, out.thumbnail))
-        for item, sha in held:
-            failed = decoded[sha].reason
-            notes.append(
-                ItemOutcome(item.key, "skipped", reason=failed) if failed else ItemOutcome(item.key, "present", sha)
-            )
-        return notes, prepared
+        held: list[tuple[IngestItem, str, Future | None]] = []  # repeats of items in decoding
+        present = self._stored(read)  # (asked outside the lock: the model's thread waits for it)
+        with self._ids_lock:
+            fresh = self._fresh(read, notes, held, present)
+            futures = {sha: prep.submit(data) for sha, (_, data) in fresh.items()}
+            self._decoding.update(futures)
+
+        def collect() -> tuple[list, list]:
+            prepared, good = [], []
+            for sha, (item, _) in fresh.items():
+                out = futures[sha].result()
+                if out.reason:
+                    notes.append(ItemOutcome(item.key, "skipped", reason=out.reason))
+                else:
+                    good.append(sha)
+                    prepared.append(_Prepared(item, sha, None, out.crop, out.thumbnail))
+            for item, sha, earlier in held:
+                failed = (earlier or futures[sha]).result().reason
+                notes.append(
+                    ItemOutcome(item.key, "skipped", reason=failed) if failed else ItemOutcome(item.key, "present", sha)
+                )
+            with self._ids_lock:  # a repeat that comes later is present (decoded) or decoded again (it failed)
+                self._seen.update(good)
+                for sha in fresh:
+                    self._decoding.pop(sha, None)
+            return notes, prepared
+
+        return collect
+
+    def _stored(self, hashed: list[tuple[IngestItem, str, Any]]) -> set[str]:
+        return set() if self.reembed else set(self.store.existing([sha for _, sha, _ in hashed]))
 
     def _fresh(
-        self, hashed: list[tuple[IngestItem, str, Any]], notes: list[ItemOutcome], held: list | None = None
+        self,
+        hashed: list[tuple[IngestItem, str, Any]],
+        notes: list[ItemOutcome],
+        held: list | None = None,
+        present: set[str] | None = None,
     ) -> dict:
-        """sha -> (item, payload) of the items not stored nor seen in this run; the rest noted as present
-        (or, with ``held``, repeats of a fresh item kept there until it is decoded)."""
-        present = set() if self.reembed else self.store.existing([sha for _, sha, _ in hashed])
+        """sha -> (item, payload) of the items not stored nor seen in this run; the rest noted as present (or,
+        with ``held``, repeats of an item still being decoded, whose outcome waits for its decoding)."""
+        present = self._stored(hashed) if present is None else present
         fresh: dict[str, tuple[IngestItem, Any]] = {}
         for item, sha, payload in hashed:
-            if sha in fresh and held is not None:
-                held.append((item, sha))
+            if held is not None and sha not in present and (sha in fresh or sha in self._decoding):
+                held.append((item, sha, self._decoding.get(sha)))  # None: decoded with this batch
             elif sha in present or sha in fresh or sha in self._seen:
                 notes.append(ItemOutcome(item.key, "present", sha))
             else:
@@ -248,6 +274,11 @@ def yield_cpu() -> None:
         return
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_PRIORITY)
+
+
+def _ready(prepared: Any) -> tuple[list, list]:
+    """A prepared batch, or the call that collects it from the worker processes."""
+    return prepared() if callable(prepared) else prepared
 
 
 def _batches(items: Iterator[IngestItem], size: int) -> Iterator[list[IngestItem]]:

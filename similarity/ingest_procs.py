@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from . import images, ingest_items
@@ -84,6 +84,10 @@ class ProcessPrep:
 
     def decode(self, datas: list[bytes]) -> list[ingest_items.Decoded]:
         return list(self.pool.map(ingest_items.decode_item, datas, chunksize=self.chunk))
+
+    def submit(self, data: bytes) -> Future:
+        """One item's decoding, in the background: a future of its ``Decoded``."""
+        return self.pool.submit(ingest_items.decode_item, data)
 
 
 def _read(item: IngestItem) -> tuple[IngestItem, str, bytes] | ItemOutcome:

@@ -15,7 +15,7 @@ from similarity.ui import launch_options
 from .helpers import make_image
 from .test_app_handlers import seeded_service
 
-ENDPOINTS = {"/search_image", "/search_text", "/similar_to", "/catalog_map"}
+ENDPOINTS = {"/search_image", "/search_text", "/similar_to", "/catalog_map", "/search_regions"}
 ENDPOINTS |= {"/saved_products", "/save_product", "/unsave_product"}  # accounts: see test_saved_api.py
 FILTERS = ["categories", "brands", "colors", "tags"]
 STEERING = ["more", "less", "liked", "disliked", "price_min", "price_max", "sort", "within_best", "collapse_duplicates"]

@@ -68,6 +68,7 @@ def items_with_trouble() -> list[IngestItem]:
     items += [IngestItem("broken-a.jpg", partial(bytes, broken)), IngestItem("broken-b.jpg", partial(bytes, broken))]
     items += [IngestItem("empty.png", bytes), IngestItem("gone.png", unreadable)]
     items += [IngestItem("again-p0.png", partial(bytes, photos[0]))]  # a repeat in a later batch
+    items += [IngestItem("broken-c.jpg", partial(bytes, broken))]  # ... and of broken bytes (skipped, not present)
     return items
 
 
@@ -90,7 +91,7 @@ def test_processes_give_exactly_the_catalog_and_outcomes_of_threads(tiny_embedde
         report = ingest.run(items_with_trouble())
         outcomes = sorted((o.key, o.status, o.id, o.reason) for o in report.outcomes)
         results[processes] = (outcomes, catalog(store), [i for i, _ in tagged])
-        assert report.summary() == "added 12, already present 2, skipped 4, failed 0"
+        assert report.summary() == "added 12, already present 2, skipped 5, failed 0"
     (threads, by_threads, tagged_threads), (procs, by_procs, tagged_procs) = results[0], results[2]
     assert procs == threads and sorted(tagged_procs) == sorted(tagged_threads)
     assert by_procs.keys() == by_threads.keys()
@@ -104,7 +105,7 @@ def test_a_rerun_in_processes_adds_nothing_and_decodes_nothing(tiny_embedder, tm
     first = Ingestor(store, tiny_embedder, batch_size=4, processes=2).run(items_with_trouble())
     version = store.version()
     again = Ingestor(store, tiny_embedder, batch_size=4, processes=2).run(items_with_trouble())
-    assert first.added == 12 and (again.added, again.present, again.skipped) == (0, 14, 4)
+    assert first.added == 12 and (again.added, again.present, again.skipped) == (0, 14, 5)
     assert store.version() == version
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import base64
 import io
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +22,7 @@ from similarity.ui import launch_options
 from .helpers import image_bytes, make_image
 from .test_app_handlers import seeded_service
 
-SEARCH_TOOLS = {"search_image", "search_text", "similar_to"}
+SEARCH_TOOLS = {"search_image", "search_text", "similar_to", "search_regions"}
 MAX_CHARS = 10_000  # what an agent can read in one tool result without truncation
 
 
@@ -60,11 +60,11 @@ def call(app_url: str, tool: str, **arguments: Any):
 
 
 def answer(result) -> tuple[str, dict]:
-    """The tool result's text and the object it spells (Gradio writes the dict as a Python literal)."""
+    """The tool result's text and the object it spells: JSON text, not a Python literal."""
     assert not result.isError, result.content
     (content,) = result.content
     assert content.type == "text"
-    return content.text, ast.literal_eval(content.text)
+    return content.text, json.loads(content.text)
 
 
 def photo_data_url(rgb=(30, 60, 200)) -> str:

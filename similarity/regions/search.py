@@ -92,10 +92,12 @@ class RegionSearch:
         box: Any = None,
         regions: bool = True,
         steering: Steering | None = None,
+        whole: Query | None = None,
     ) -> RegionQuery:
         """Decode the photo, find its regions (or take ``box``, "x0,y0,x1,y1" in the photo's pixels) and
         embed the photo and every crop in one forward pass. ``regions=False``: the whole photo only.
-        ``steering`` (more of / less of / liked / disliked) applies to the photo and every region alike."""
+        ``steering`` (more of / less of / liked / disliked) applies to the photo and every region alike.
+        ``whole``: the photo's query, already embedded (the page's first pass): only the crops are embedded."""
         timings: dict[str, float] = {}
         loaded = self._load(image, url, timings)
         picture, size = loaded.image, loaded.original_size
@@ -109,13 +111,15 @@ class RegionSearch:
         if not service.embedder.loaded:  # the first query pays the model load; reported apart
             with _timed(timings, "load_model"):
                 service.embedder.load()
+        pictures = [*([] if whole is not None else [picture]), *(_crop(picture, r, size) for r in found)]
         with _timed(timings, "embed"):
-            vectors = embed_once(service.embedder, [picture, *(_crop(picture, r, size) for r in found)])
-        base = service.encode(text=text, text_weight=text_weight) if (text or "").strip() else None
-        whole = self._whole_query(base, vectors[0], text_weight, timings)
-        whole = service.steer(whole, steering) if steering else whole  # regions swap only the image part
+            vectors = embed_once(service.embedder, pictures) if pictures else np.zeros((0, 1), np.float32)
+        if whole is None:
+            base = service.encode(text=text, text_weight=text_weight) if (text or "").strip() else None
+            whole, vectors = self._whole_query(base, vectors[0], text_weight, timings), vectors[1:]
+            whole = service.steer(whole, steering) if steering else whole  # regions swap only the image part
         finder = "user" if box is not None and str(box).strip() else self.finder.name
-        return RegionQuery(whole, found, vectors[1:], size, picture, finder, timings)
+        return RegionQuery(whole, found, vectors, size, picture, finder, timings)
 
     def rank(self, prepared: RegionQuery, args: RankArgs) -> RegionResult:
         """Rank the whole photo and every region by ``args`` (the kept vectors: no embedding)."""

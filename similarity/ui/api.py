@@ -8,6 +8,7 @@ and the docstrings are the MCP tools' descriptions.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import gradio as gr
@@ -22,6 +23,19 @@ from .ranking import STEER_INPUTS, RankArgs
 from .thumbs import DEFAULT_THUMBNAILS, ThumbnailLinks
 
 MAX_MAP_POINTS = 100_000  # points per /catalog_map call (a 1M catalog is paged with offset)
+MCP_CALLER = ("x-gradio-user", "mcp")  # the header Gradio's MCP server puts on its calls to the app
+
+
+def for_caller(data: dict[str, Any], request: gr.Request | None) -> Any:
+    """An endpoint's answer: the object itself, or for an MCP tool call its JSON text.
+
+    Gradio's MCP server hands agents ``str()`` of the output, a Python literal; an output that is a JSON
+    string (a JSON document whose root is a string, for the ``gr.JSON`` component) reaches them as is."""
+    headers = getattr(request, "headers", None) if request is not None else None
+    name, value = MCP_CALLER
+    if headers is not None and (headers.get(name) or "").lower() == value:
+        return json.dumps(json.dumps(data, ensure_ascii=False))
+    return data
 
 
 class SearchApi:
@@ -53,7 +67,7 @@ class SearchApi:
         within_best: float | None = None,
         collapse_duplicates: bool = False,
         request: gr.Request | None = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         """Find catalog products that look like a photo.
 
         Args:
@@ -89,7 +103,7 @@ class SearchApi:
         links = self.thumbs.for_request(thumbnails, request)
         steering = Steering.of(more, less, liked, disliked)
         query = self.service.encode(image or None, url=url, text=text, text_weight=float(text_weight))
-        return self._rank(query, args, links, steering)
+        return self._rank(query, args, links, steering, request)
 
     @user_errors
     def search_text(
@@ -112,7 +126,7 @@ class SearchApi:
         within_best: float | None = None,
         collapse_duplicates: bool = False,
         request: gr.Request | None = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         """Find catalog products matching a description, e.g. "black leather backpack".
 
         Args:
@@ -144,7 +158,7 @@ class SearchApi:
         args = RankArgs.of(top_k, min_score, categories, brands, colors, tags, *steer_args(locals()))
         links = self.thumbs.for_request(thumbnails, request)
         steering = Steering.of(more, less, liked, disliked)
-        return self._rank(self.service.encode(text=text), args, links, steering)
+        return self._rank(self.service.encode(text=text), args, links, steering, request)
 
     @user_errors
     def similar_to(
@@ -167,7 +181,7 @@ class SearchApi:
         within_best: float | None = None,
         collapse_duplicates: bool = False,
         request: gr.Request | None = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         """Find products similar to a catalog product ("more like this"); the product itself is left out.
 
         Args:
@@ -199,10 +213,10 @@ class SearchApi:
         args = RankArgs.of(top_k, min_score, categories, brands, colors, tags, *steer_args(locals()))
         links = self.thumbs.for_request(thumbnails, request)
         steering = Steering.of(more, less, liked, disliked)
-        return self._rank(self.service.product_query(product_id.strip()), args, links, steering)
+        return self._rank(self.service.product_query(product_id.strip()), args, links, steering, request)
 
     @user_errors
-    def catalog_map(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+    def catalog_map(self, limit: int | None = None, offset: int = 0, request: gr.Request | None = None) -> Any:
         """The catalog map: every product's position in a 2-D layout of the embeddings, page by page.
 
         Args:
@@ -216,13 +230,15 @@ class SearchApi:
         limit, offset = _whole(limit, "limit", MAX_MAP_POINTS), _whole(offset, "offset", 0)
         catalog_map = self.service.catalog_map
         if catalog_map is None:
-            return {"method": "off", "catalog_version": "", "points": [], "total": 0, "status": "off",
-                    "note": "The catalog map is turned off on this server."}  # fmt: skip
-        return catalog_map.points(min(limit, MAX_MAP_POINTS), offset)
+            return for_caller({"method": "off", "catalog_version": "", "points": [], "total": 0, "status": "off",
+                               "note": "The catalog map is turned off on this server."}, request)  # fmt: skip
+        return for_caller(catalog_map.points(min(limit, MAX_MAP_POINTS), offset), request)
 
-    def _rank(self, query: Query, args: RankArgs, links: Thumbnails, steering: Steering) -> dict[str, Any]:
+    def _rank(
+        self, query: Query, args: RankArgs, links: Thumbnails, steering: Steering, request: gr.Request | None
+    ) -> Any:
         result = args.rank(self.service, self.service.steer(query, steering) if steering else query)
-        return result.to_dict(thumbnails=links)
+        return for_caller(result.to_dict(thumbnails=links), request)
 
 
 def steer_args(values: dict[str, Any]) -> list[Any]:

@@ -65,6 +65,7 @@ class SearchSession:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     tags_shown: bool = False
     prices: PriceRange | None = None  # the last ranking's candidates' price range
+    crop: Any = None  # the part of the photo searched now (region view): "Why this match?" explains it
 
 
 class SearchOutputs(NamedTuple):

@@ -11,6 +11,7 @@ import gradio as gr
 from ..accounts import Accounts
 from ..errors import SimilarityError
 from ..records import CATEGORIES, COLORS
+from ..regions.search import RegionSearch
 from ..saved import SavedProducts
 from ..search import DEFAULT_TOP_K, SearchService, device_label
 from . import format as fmt
@@ -24,6 +25,8 @@ from .explain import ExplainHandlers, build_explain_panel
 from .files import UiFiles
 from .handlers import SearchHandlers
 from .map import MapHandlers, build_map_tab
+from .regions import RegionHandlers, build_region_view, wire_regions
+from .regions_api import RegionsApi, wire_regions_api
 from .saved import SavedHandlers, browser_state, build_saved_tab
 from .saved_api import SavedApi, build_saved_api
 from .thumbs import DEFAULT_THUMBNAILS, THUMBNAIL_MODES
@@ -60,6 +63,7 @@ def build_blocks(
     search = SearchHandlers(service, files)
     steering = steer.SteerHandlers(service, search)
     catalog = CatalogHandlers(service, files)
+    region_search = RegionSearch(service)  # one per app: the Gemini boxes' cache is shared by page and API
     info = _info(service)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
@@ -72,7 +76,7 @@ def build_blocks(
         _loading_status(service, seeding)
         with gr.Tabs():
             with gr.Tab("Search", id="search"):
-                parts = _search_tab(search, steering, _example_paths(service, files), detail, browser)
+                parts = _search_tab(search, steering, _example_paths(service, files), detail, browser, region_search)
                 build_explain_panel(ExplainHandlers(service), parts.image, parts.url, parts.session, parts.gallery)
             with gr.Tab("Saved", id="saved") as saved_page:
                 refresh = build_saved_tab(saved_tab, browser, demo)
@@ -84,7 +88,7 @@ def build_blocks(
         footer = gr.Markdown(_footer(service), elem_id="footer")
         if info["precision"] is None:  # auto is still probing: each page load shows the choice so far
             demo.load(lambda: _footer(service), outputs=footer, api_visibility="private", queue=False)
-        _api(SearchApi(service, files))
+        _api(SearchApi(service, files), RegionsApi(service, files, region_search))
         build_saved_api(SavedApi(saved))
     demo.queue(default_concurrency_limit=2, max_size=32)  # 2 vCPUs; a bounded queue sheds load
     return demo
@@ -119,7 +123,12 @@ class SearchParts(NamedTuple):
 
 
 def _search_tab(
-    handlers: SearchHandlers, steering: steer.SteerHandlers, examples: list[str], detail: DetailHandlers, browser: Any
+    handlers: SearchHandlers,
+    steering: steer.SteerHandlers,
+    examples: list[str],
+    detail: DetailHandlers,
+    browser: Any,
+    region_search: RegionSearch,
 ) -> SearchParts:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300, elem_id="query-column"):
@@ -149,6 +158,7 @@ def _search_tab(
                             cache_examples=False, examples_per_page=EXAMPLES, **PRIVATE)  # fmt: skip
         with gr.Column(scale=5, min_width=320):
             source = gr.HTML(START_HINT, elem_id="results-source")
+            region_view, region_state = build_region_view()  # "Found in your photo" (ui/regions.py)
             shown = detail_view()  # a clicked result: details, Save, More like this, 👍/👎
             feedback = steer.feedback_row()  # the 👍/👎 chips, Refine, Clear steering
             gallery = gr.Gallery(
@@ -180,17 +190,20 @@ def _search_tab(
     tags["concurrency_limit"] = 8  # it only waits for the background tagger
     detected = {"fn": handlers.apply_detected, "inputs": [detect, *ranking, session], "show_progress": "hidden"}
     detect.input(**detected, **common)
-    for searched in (
+    searches = (
         gr.on([go.click, url.submit, text.submit], **new_search, **common),
         image.change(**{**new_search, "fn": steering.auto_search}, **common, trigger_mode="always_last"),
-    ):
+    )
+    for searched in searches:
         searched.then(None, js=SCROLL_TO_RESULTS, **PRIVATE)
         searched.then(**tags, show_progress="hidden").then(**detected, **common)
     rerank = {"fn": handlers.rerank, "inputs": [text_weight, *ranking, session], "show_progress": "minimal"}
     triggers = [g.input for g in groups] + [top_k.release, min_score.release, text_weight.release]
     triggers += [*(c.submit for c in controls[:2]), *(c.blur for c in controls[:2]), controls[2].input]
     triggers += [controls[3].release, controls[4].input]  # price range, sort, within best, collapse
-    gr.on(triggers, **rerank, **common, trigger_mode="always_last")
+    reranked = gr.on(triggers, **rerank, **common, trigger_mode="always_last")
+    page = (image, url, ranking, session, outputs)
+    wire_regions(RegionHandlers(handlers, region_search), region_view, region_state, searches, reranked, clear, page)
     wire_detail(shown, detail, gallery, handlers.similar, ranking, session, browser, outputs)
     steer.wire(steering, boxes, feedback, strip, price_note, shown, (text_weight, ranking, session, outputs))
     clear.add([image, url, text, gallery, timings, *boxes])
@@ -260,7 +273,7 @@ def _add_products(handlers: CatalogHandlers, store_info: Any, browse_in: list, b
     )
 
 
-def _api(api: SearchApi) -> None:
+def _api(api: SearchApi, regions: RegionsApi) -> None:
     """Hidden components behind the named endpoints; parameter names come from the functions."""
     with gr.Column(visible=False):
         image = gr.File(label="image", type="filepath")
@@ -291,6 +304,7 @@ def _api(api: SearchApi) -> None:
     for fn, inputs, name in endpoints:
         trigger.click(fn, inputs, result, api_name=name, concurrency_id="search")
     trigger.click(api.catalog_map, [limit, offset], result, api_name="catalog_map", concurrency_id="map")
+    wire_regions_api(regions, trigger, [image, url, text, text_weight], common, result)
 
 
 def _example_paths(service: SearchService, files: UiFiles) -> list[str]:
