@@ -94,10 +94,10 @@ def steering_runs(service: SearchService, query: Query, rounds: int) -> dict[str
     steering = Steering(more=("leather",), less=("red",), liked=(top[3],), disliked=(top[0],))
     priced = Filters(price_min=20.0, price_max=60.0)
     runs = {
-        "refine: 4 steering parts (2 texts embedded)": lambda: service.rank(service.steer(query, steering)),
-        "re-rank: price 20-60": lambda: service.rank(query, priced),
-        "re-rank: price 20-60, sorted by price": lambda: service.rank(query, priced, arrange=Arrange.of("price_asc")),
-        "re-rank: collapse near-duplicates": lambda: service.rank(query, arrange=Arrange.of(collapse_duplicates=True)),
+        "steering: Refine with 4 parts (2 texts embedded)": lambda: service.rank(service.steer(query, steering)),
+        "price 20-60": lambda: service.rank(query, priced),
+        "price 20-60, sorted by price": lambda: service.rank(query, priced, arrange=Arrange.of("price_asc")),
+        "collapse near-duplicates": lambda: service.rank(query, arrange=Arrange.of(collapse_duplicates=True)),
     }
     return {label: [_paused(fn)[0] for _ in range(rounds)] for label, fn in runs.items()}
 
