@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .duplicates.finder import DEFAULT_THRESHOLD, PIXEL_THRESHOLD
+from .duplicates.pixel import PixelHasher
 from .errors import SimilarityError
 from .records import FACET_GROUPS
 
@@ -23,9 +25,11 @@ if TYPE_CHECKING:
     from .store.base import CatalogStore
 
 SORTS = ("relevance", "price_asc", "price_desc", "newest")
-# Cosine above which a result folds into a better-ranked one. It depends on the model: measured by
-# benchmarks/steering.py on generated products and their re-encoded/resized copies (see the README).
-COLLAPSE_COSINE = 0.95
+# A result folds into a better-ranked one when their cosine is at least this AND their thumbnails agree pixel
+# by pixel (the catalog duplicate finder's test: dHash + colour layout, PIXEL_THRESHOLD). The cosine depends on
+# the model (benchmarks/steering.py measures re-uploads against distinct pictures; random weights overlap);
+# the pixel test does not, so distinct products never fold, whatever the model. Without thumbnails: cosine only.
+COLLAPSE_COSINE = DEFAULT_THRESHOLD
 COLLAPSE_HEADROOM = 3  # candidates ranked per wanted result when collapsing, so folded ones are replaced
 
 
@@ -78,21 +82,23 @@ class Arrange:
 def fold(
     pairs: Sequence[tuple[str, float]], top_k: int, store: CatalogStore, threshold: float
 ) -> tuple[list[tuple[str, float]], dict[str, list[str]]]:
-    """Walk the ranking best first; a result whose cosine to an already kept one is >= ``threshold`` folds
-    into the best such one. Stops once ``top_k`` are kept (the rest are not looked at)."""
-    batch = store.load_vectors_of([i for i, _ in pairs])
+    """Walk the ranking best first; a result whose cosine to an already kept one is >= ``threshold`` and whose
+    thumbnail matches that one's folds into the best such one. Stops once ``top_k`` are kept."""
+    ids = [i for i, _ in pairs]
+    batch = store.load_vectors_of(ids)
     rows = {id_: r for r, id_ in enumerate(batch.ids)}
     vectors = np.asarray(batch.vectors, dtype=np.float32)
+    pictures = _Pictures(store, ids)
     kept: list[tuple[str, float]] = []
     kept_rows: list[int] = []
     folded: dict[str, list[str]] = {}
     for id_, score in pairs:
         row = rows.get(id_)
         if row is not None and kept_rows:
-            cosines = vectors[kept_rows] @ vectors[row]
-            twin = int(np.argmax(cosines >= threshold)) if bool((cosines >= threshold).any()) else -1
-            if twin >= 0:
-                folded.setdefault(kept[twin][0], []).append(id_)
+            close = np.flatnonzero(vectors[kept_rows] @ vectors[row] >= threshold)  # in rank order
+            twin = next((kept[int(k)][0] for k in close if pictures.same(kept[int(k)][0], id_)), None)
+            if twin is not None:
+                folded.setdefault(twin, []).append(id_)
                 continue
         if len(kept) == top_k:
             break
@@ -100,6 +106,23 @@ def fold(
         if row is not None:
             kept_rows.append(row)
     return kept, folded
+
+
+class _Pictures:
+    """The candidates' thumbnails, read in one store call on first need and hashed per id on demand."""
+
+    def __init__(self, store: CatalogStore, ids: list[str]) -> None:
+        self.store, self.ids = store, ids
+        self.thumbnails: dict[str, bytes | None] | None = None
+        self.hasher = PixelHasher()
+
+    def same(self, a: str, b: str) -> bool:
+        if self.thumbnails is None:
+            self.thumbnails = {p.id: p.thumbnail for p in self.store.get(self.ids)}
+        for id_ in (a, b):
+            self.hasher.add(id_, self.thumbnails.get(id_))
+        similarity = self.hasher.similarity(a, b)
+        return similarity is None or similarity >= PIXEL_THRESHOLD  # no readable thumbnail: the cosine decides
 
 
 def _price_key(match: Match, sign: float) -> tuple[int, float]:

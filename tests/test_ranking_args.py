@@ -50,6 +50,8 @@ def test_page_inputs_with_the_steering_controls():
     args, _ = RankArgs.from_inputs([6, 0, [], [], [], [], None, None, "relevance", 0.05, False])
     assert (args.price, args.arrange.within_best, args.arrange.collapse) == ((None, None), 0.05, None)
     assert not RankArgs.from_inputs([6, 0, [], [], [], []])[0].arrange  # left off: today's behaviour
+    args, _ = RankArgs.from_inputs([6, 0, [], [], [], [], 0, 0, "relevance", 0, False])  # empty page boxes: 0
+    assert args.price == (None, None) and RankArgs.of(6, None, price_max=0).price == (None, 0.0)
 
 
 @pytest.mark.parametrize(

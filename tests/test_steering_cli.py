@@ -73,7 +73,7 @@ def test_collapse_accounts_for_every_result(monkeypatch, capsys, catalog):
     code, out, err = search(monkeypatch, capsys, store, photo, "--json", "--collapse-duplicates")
     assert code == 0, err
     matches = json.loads(out)["matches"]
-    # random weights make every generated picture look alike: what folds is listed under its twin
+    # whatever folds (random weights score these pictures alike; the thumbnails decide) is listed under its twin
     assert len(matches) + sum(len(m.get("near_identical", [])) for m in matches) == len(COLOURS)
 
 

@@ -209,6 +209,7 @@ def _search_tab(
     clear.add([image, url, text, gallery, timings, *boxes])
     reset = [session, source, tag_panel, *groups]
     clear.click(lambda: (None, START_HINT, TAG_HINT, *[_hidden_group()] * len(groups)), outputs=reset, **PRIVATE)
+    clear.click(lambda: ([], steer.chip_view([])), outputs=[feedback.chips, feedback.view], **PRIVATE)  # chips too
     return SearchParts(image, url, session, ranking, gallery)
 
 

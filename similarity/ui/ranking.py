@@ -56,6 +56,8 @@ class RankArgs:
         """From loose values. ``slider``: the page's sliders, whose 0 means "no minimum" / "no cutoff"
         (cosine scores can be negative, so the API's 0 stays a real threshold)."""
         groups = dict(zip(FACET_GROUPS, (categories, brands, colors, tags), strict=True))
+        if slider:  # the page's empty price boxes arrive as 0 (or None): no bound
+            price_min, price_max = (v or None for v in (price_min, price_max))
         price = Filters.of(price_min=price_min, price_max=price_max)  # checks the range
         within = None if slider and not within_best else within_best
         arrange = Arrange.of(sort, within, collapse_duplicates)

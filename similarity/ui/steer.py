@@ -32,7 +32,7 @@ STRIP_JS = """element.addEventListener("click", (e) => {
   if (b) trigger("vote", {id: b.dataset.id, vote: b.dataset.vote});
 });"""
 STRIP_CSS = """
-.vote-strip {display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 4px 8px;}
+.vote-strip {display: grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr)); gap: 4px 8px;}
 .vote-cell {display: flex; align-items: center; gap: 4px; font-size: .85em; min-width: 0;}
 .vote-cell span {flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;}
 .vote-cell button {border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 1px 6px;
