@@ -55,6 +55,7 @@ def test_found_regions_are_drawn_and_picking_one_makes_it_the_query(page):
     session = region_page[8]
     assert state.selected == 1 and session.crop is not None and session.query is not whole.session.query
     assert 'class="region-box selected" data-index="1"' in region_html
+    assert "results for region 2 of your photo" in region_page[1]
     assert gallery_names(region_page) != gallery_names(whole)
     back, back_html, state = pick(handlers, state, session, index=-1)
     assert state.selected is None and back[8].crop is None and 'class="region-whole selected"' in back_html

@@ -78,6 +78,8 @@ class RegionHandlers:
         picked = dataclasses.replace(session, query=query, source=None, crop=crop, tags_shown=True)
         note = "whole photo" if state.selected is None else f"region {state.selected + 1}"
         outputs = self.search._show(picked, args, gr.skip(), note=note)
+        if state.selected is not None:  # "12 results for region 2 of your photo"
+            outputs = outputs._replace(source=outputs.source.replace(" for your photo", f" for {note} of your photo"))
         return (*outputs, self._view(state, args), state)
 
     def refresh(self, state: RegionState | None, *ranking: Any) -> Any:
