@@ -41,7 +41,7 @@ CSS = """
   outline-offset: 2px;}
 .region-draft {position: absolute; border: 2px dashed #2563eb; background: rgba(37,99,235,.1); display: none;
   pointer-events: none;}
-.region-strip {flex: 2 1 260px; min-width: 0;}
+.region-strip {flex: 2 1 260px; min-width: 0; contain: inline-size;}  /* its cards scroll; never widen the page */
 .region-strip h4 {margin: 0 0 6px;}
 .region-cards {display: flex; gap: 8px; overflow-x: auto; padding-bottom: 4px;}
 .region-card, .region-whole {flex: 0 0 auto; display: flex; flex-direction: column; align-items: center; gap: 4px;
