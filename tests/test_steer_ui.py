@@ -109,8 +109,9 @@ def test_price_sort_and_the_price_note(steer, photo):  # noqa: F811
     out = first_search(steer, photo, top_k=12, price=(10, 30), sort="price_desc")
     prices = [p.price for p in store.get(out.session.ids, thumbnails=False)]
     assert prices == sorted(prices, reverse=True) and all(10 <= p <= 30 for p in prices)
-    note = steer.price_note(out.session)
+    note, low, high = steer.price_note(out.session)
     assert note.startswith("Catalog: 5.00 – 45.00 · 6 without a price") and "among the candidates" in note
+    assert (low["placeholder"], high["placeholder"]) == ("5.00", "45.00")  # the boxes show the catalog's range
     for product in store.get(store.ids_with_prefix("", 100), thumbnails=False):
         store.edit(product.id, {"price": None})  # the module's catalog is shared: as it was
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..arrange import SORTS
 from ..errors import SimilarityError
 from ..records import Thumbnails
 from ..search import DEFAULT_TOP_K, Query, SearchService
@@ -257,3 +258,26 @@ def _whole(value: Any, name: str, default: int) -> int:
     if not number.is_integer() or number < 0:
         raise SimilarityError(f"{name} must be a whole number, 0 or more.")
     return int(number)
+
+
+def steering_inputs() -> list[Any]:
+    """Hidden components behind the endpoints' steering keywords (``more`` … ``collapse_duplicates``)."""
+    texts = [
+        gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True, label=name)
+        for name in ("more", "less", "liked", "disliked")
+    ]
+    for free in texts:  # any strings, not an empty enum, in the API docs
+        free.api_info = string_list_info
+    return [
+        *texts,
+        gr.Number(None, label="price_min"),
+        gr.Number(None, label="price_max"),
+        gr.Dropdown(list(SORTS), value="relevance", allow_custom_value=True, label="sort"),  # our own message
+        gr.Number(None, label="within_best"),
+        gr.Checkbox(False, label="collapse_duplicates"),
+    ]
+
+
+def string_list_info() -> dict[str, Any]:
+    """A list of strings, in the API docs."""
+    return {"type": "array", "items": {"type": "string"}}

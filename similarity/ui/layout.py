@@ -16,7 +16,7 @@ from ..saved import SavedProducts
 from ..search import DEFAULT_TOP_K, SearchService, device_label
 from . import format as fmt
 from . import steer
-from .api import SearchApi
+from .api import SearchApi, steering_inputs, string_list_info
 from .catalog import READ_ONLY, WRITABLE, CatalogHandlers
 from .catalog_edit import EditHandlers, build_edit_panel
 from .detail import DetailHandlers, detail_view, wire_detail
@@ -288,11 +288,11 @@ def _api(api: SearchApi, regions: RegionsApi) -> None:
             for name, choices in (("categories", CATEGORIES), ("brands", ()), ("colors", COLORS), ("tags", ()))
         ]
         for free in filters[1::2]:  # brands, tags: any strings, not an empty enum, in the API docs
-            free.api_info = steer.string_list_info  # (a Dropdown subclass would make Gradio write a .pyi file)
+            free.api_info = string_list_info  # (a Dropdown subclass would make Gradio write a .pyi file)
         thumbnails = gr.Dropdown(list(THUMBNAIL_MODES), value=DEFAULT_THUMBNAILS, label="thumbnails")
         limit = gr.Number(None, label="limit", precision=0)
         offset = gr.Number(0, label="offset", precision=0)
-        steering = steer.api_inputs()  # more, less, liked, disliked, price range, sort, within_best, collapse
+        steering = steering_inputs()  # more, less, liked, disliked, price range, sort, within_best, collapse
         result = gr.JSON(label="result")
         trigger = gr.Button()
     common = [top_k, min_score, *filters, thumbnails, *steering]

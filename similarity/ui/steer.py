@@ -22,7 +22,7 @@ from ..search import SearchService
 from ..steering import MAX_PER_GROUP, Steering
 from .format import product_title
 from .handlers import SearchHandlers, SearchOutputs, SearchSession, user_errors
-from .ranking import RankArgs
+from .ranking import RANK_INPUTS, RankArgs
 
 SORT_LABELS = {"relevance": "Relevance", "price_asc": "Price: low → high", "price_desc": "Price: high → low",
                "newest": "Newest"}  # fmt: skip
@@ -120,18 +120,23 @@ class SteerHandlers:
         votes = {c["id"]: c["vote"] for c in chips or []}
         return strip_html([products[i] for i in ids if i in products], votes)
 
-    def price_note(self, session: SearchSession | None) -> str:
-        """The catalog's price range, and the range among the last search's candidates."""
+    def price_note(self, session: SearchSession | None) -> tuple[str, Any, Any]:
+        """The catalog's price range (also the boxes' placeholders), and the range among the last candidates."""
         prices = getattr(session, "prices", None)
         here = price_text(prices, "among the candidates") if prices is not None else ""
-        return " · ".join(t for t in (self.catalog_prices(), here) if t)
+        catalog = self.catalog_prices()
+        note = " · ".join(t for t in (price_text(catalog, "Catalog") if catalog else "", here) if t)
+        return note, *price_placeholders(catalog)
 
-    def catalog_prices(self) -> str:
+    def catalog_prices(self) -> PriceRange | None:
+        """The catalog's price range, once the index is loaded (never loads it: the page must not wait)."""
+        ranker = self.service.ranker
+        if ranker.status in ("loading", "unavailable"):
+            return None
         try:
-            prices = self.service.ranker.price_range()
+            return ranker.price_range()
         except SimilarityError:
-            return ""
-        return price_text(prices, "Catalog") if prices is not None else ""
+            return None
 
 
 def steering_of(more: str | None, less: str | None, chips: list[Chip] | None) -> Steering:
@@ -169,6 +174,18 @@ def strip_html(products: Sequence[Any], votes: dict[str, str]) -> str:
     return f'<div class="vote-strip" role="group" aria-label="Rate the results">{"".join(cells)}</div>'
 
 
+def price_hints(prices: PriceRange | None) -> tuple[str, str]:
+    """The price boxes show the catalog's lowest and highest price while empty."""
+    if prices is None or prices.min is None or prices.max is None:
+        return "", ""
+    return f"{prices.min:.2f}", f"{prices.max:.2f}"
+
+
+def price_placeholders(prices: PriceRange | None) -> tuple[Any, Any]:
+    low, high = price_hints(prices)
+    return gr.update(placeholder=low), gr.update(placeholder=high)
+
+
 def price_text(prices: PriceRange, where: str) -> str:
     span = "no prices" if prices.min is None else f"{prices.min:,.2f} – {prices.max:,.2f}"
     missing = f" · {prices.unpriced} without a price" if prices.unpriced else ""
@@ -198,12 +215,13 @@ def steer_boxes() -> SteerBoxes:
 
 def rank_controls(handlers: SteerHandlers) -> tuple[list[Any], Any]:
     """Price range, sort, relevance cutoff and collapse, in ``STEER_INPUTS`` order; and the price note."""
-    catalog = handlers.catalog_prices()
+    note_text, *_ = handlers.price_note(None)
+    low_hint, high_hint = price_hints(handlers.catalog_prices())
     with gr.Group(elem_id="steer-controls"):
         with gr.Row():
-            low = gr.Number(None, label="Price from", minimum=0, elem_id="price-min")
-            high = gr.Number(None, label="Price to", minimum=0, elem_id="price-max")
-        note = gr.Markdown(catalog, elem_id="price-note", padding=True)
+            low = gr.Number(None, label="Price from", minimum=0, placeholder=low_hint, elem_id="price-min")
+            high = gr.Number(None, label="Price to", minimum=0, placeholder=high_hint, elem_id="price-max")
+        note = gr.Markdown(note_text, elem_id="price-note", padding=True)
         sort = gr.Dropdown([(SORT_LABELS[s], s) for s in SORTS], value="relevance", label="Sort the relevant results",
                            elem_id="sort")  # fmt: skip
         within = gr.Slider(0, 0.3, 0, step=0.01, label="Within this of the best match", info="0 = no cutoff",
@@ -234,29 +252,6 @@ def vote_strip() -> Any:
     return gr.HTML("", js_on_load=STRIP_JS, css_template=STRIP_CSS, elem_id="vote-strip")
 
 
-def api_inputs() -> list[Any]:
-    """Hidden components behind the endpoints' steering keywords (``more`` … ``collapse_duplicates``)."""
-    texts = [
-        gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True, label=name)
-        for name in ("more", "less", "liked", "disliked")
-    ]
-    for free in texts:  # any strings, not an empty enum, in the API docs
-        free.api_info = string_list_info
-    return [
-        *texts,
-        gr.Number(None, label="price_min"),
-        gr.Number(None, label="price_max"),
-        gr.Dropdown(list(SORTS), value="relevance", allow_custom_value=True, label="sort"),  # our own message
-        gr.Number(None, label="within_best"),
-        gr.Checkbox(False, label="collapse_duplicates"),
-    ]
-
-
-def string_list_info() -> dict[str, Any]:
-    """A list of strings, in the API docs."""
-    return {"type": "array", "items": {"type": "string"}}
-
-
 def wire(
     handlers: SteerHandlers,
     boxes: SteerBoxes,
@@ -269,6 +264,7 @@ def wire(
     """Events: Refine (button, Enter in a box), 👍/👎 (strip and detail view), chip removal, Clear, and the
     strip and price note following each search. ``steps``: (text weight, ranking inputs, session, outputs)."""
     text_weight, ranking, session, outputs = steps
+    prices = ranking[RANK_INPUTS.index("price_min") : RANK_INPUTS.index("price_max") + 1]
     private = {"api_visibility": "private"}
     common = {"outputs": outputs, "concurrency_id": "search", **private}
     refine_in = [boxes.more, boxes.less, feedback.chips, text_weight, *ranking, session]
@@ -285,4 +281,4 @@ def wire(
     feedback.clear.click(handlers.clear, [text_weight, *ranking, session], cleared, concurrency_id="search", **private)
     shown = {"fn": handlers.strip, "inputs": [session, feedback.chips], "outputs": strip, "show_progress": "hidden"}
     gr.on([session.change, feedback.chips.change], **shown, **private)
-    session.change(handlers.price_note, [session], note, show_progress="hidden", **private)
+    session.change(handlers.price_note, [session], [note, *prices], show_progress="hidden", **private)
