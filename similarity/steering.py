@@ -155,6 +155,17 @@ def steer(
     return dataclasses.replace(query, vector=vector, terms=tuple(terms), steering=steering, exclude=exclude)
 
 
+def steered_like(query: Query, other: Query) -> Query:
+    """``query`` with ``other``'s steering, its embedded terms reused (nothing is embedded again): a region of
+    the photo picked after a Refine is steered like the page's query."""
+    if query.steering == other.steering:
+        return query
+    base_exclude = [i for i in query.exclude if i not in query.steering.disliked]
+    exclude = tuple(dict.fromkeys([*base_exclude, *other.steering.disliked]))
+    vector = combine_parts(query.parts, query.text_weight, other.terms)
+    return dataclasses.replace(query, vector=vector, terms=other.terms, steering=other.steering, exclude=exclude)
+
+
 def resolve_ids(store: CatalogStore, refs: Sequence[str]) -> tuple[str, ...]:
     """Each ref as the one stored id equal to it or starting with it (as ``edit``/``remove`` take them)."""
     out: list[str] = []

@@ -11,7 +11,7 @@ from similarity.config import Settings
 from similarity.errors import NotFoundError, SimilarityError
 from similarity.records import Filters, Product
 from similarity.search import Query, SearchService
-from similarity.steering import WEIGHTS, Steering, combine_parts, steer
+from similarity.steering import WEIGHTS, Steering, combine_parts, steer, steered_like
 from similarity.store import open_store
 
 DIM = 16
@@ -137,6 +137,18 @@ def test_steering_again_replaces_it_and_keeps_the_base(service):
     assert np.allclose(service.reweight(steered, 0.2).vector, combine_parts(photo.parts, 0.2, steered.terms))
     region = service.with_image(steered, BASE)
     assert np.allclose(region.vector, combine_parts({"image": BASE, "text": LEATHER}, 0.5, steered.terms))
+
+
+def test_a_region_picked_after_refine_takes_the_page_steering_without_embedding(service):
+    photo = Query(unit(BASE + RED), "image", parts={"image": unit(BASE + RED)})
+    page = service.steer(photo, Steering.of(less="red", disliked=["0002"]))
+    calls = service.embedder.calls
+    region = service.with_image(photo, unit(BASE + LEATHER))  # the region, found before the Refine
+    steered = steered_like(region, page)
+    assert service.embedder.calls == calls and steered.steering == page.steering
+    assert np.allclose(steered.vector, combine_parts({"image": unit(BASE + LEATHER)}, 0.5, page.terms))
+    assert steered.exclude == page.steering.disliked
+    assert steered_like(page, page) is page
 
 
 def test_product_queries_can_be_steered(service):

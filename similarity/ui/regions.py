@@ -22,6 +22,7 @@ from ..errors import SimilarityError
 from ..records import thumbnail_data_url
 from ..regions.boxes import Region, parse_user_box
 from ..regions.search import RegionQuery, RegionSearch, embed_once
+from ..steering import steered_like
 from .handlers import SearchHandlers, SearchOutputs, SearchSession, user_errors
 from .ranking import RankArgs
 from .region_html import CSS, data_url, region_view
@@ -73,7 +74,7 @@ class RegionHandlers:
         else:
             index = data.get("index")
             state.selected = index if isinstance(index, int) and 0 <= index < len(state.prepared.regions) else None
-        query = state.prepared.query(self.service, state.selected)
+        query = steered_like(state.prepared.query(self.service, state.selected), session.query)  # after a Refine too
         crop = None if state.selected is None else state.prepared.crop(state.selected)
         picked = dataclasses.replace(session, query=query, source=None, crop=crop, tags_shown=True)
         note = "whole photo" if state.selected is None else f"region {state.selected + 1}"
