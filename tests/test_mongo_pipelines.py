@@ -243,3 +243,16 @@ def test_price_facet_is_the_range_among_candidates_without_the_price_bounds():
     )
     assert price_range({}) == PriceRange()
     assert catalog_price_pipeline()[0]["$group"]["priced"] == {"$sum": priced}
+
+
+def test_catalog_price_pipeline_runs_on_a_collection():
+    """The catalog's price range as Atlas computes it (a plain $group, so mongomock runs it too)."""
+    import mongomock
+
+    coll = mongomock.MongoClient().db.products
+    coll.insert_many(
+        [{"_id": "a", "price": 10.0}, {"_id": "b", "price": None}, {"_id": "c"}, {"_id": "d", "price": 55.5}]
+    )
+    assert price_range({"price": list(coll.aggregate(catalog_price_pipeline()))}) == PriceRange(10.0, 55.5, 2, 2)
+    coll.delete_many({})
+    assert price_range({"price": list(coll.aggregate(catalog_price_pipeline()))}) == PriceRange()
