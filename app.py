@@ -53,17 +53,21 @@ def sign_in_options(accounts: Accounts, share: bool) -> dict[str, Any]:
     return {}
 
 
-def seed_if_empty(service: SearchService, settings: Settings) -> FirstStartSeeder | None:
+def seed_if_empty(
+    service: SearchService, settings: Settings, seed: Callable[..., Any] | None = None
+) -> FirstStartSeeder | None:
     """Start filling an empty catalog in the background from SIMILARITY_SEED_SOURCE (default: the demo).
 
     Returns the running seeder (its status feeds the page), or None: the catalog has products, or
     SIMILARITY_SEED_DEMO=false. Bad SIMILARITY_SEED_SOURCE/_ARGS raise ConfigError before anything starts.
+    ``seed`` replaces ``data_seed.seed_source`` (tests).
     """
     if not settings.seed_demo_on_empty or service.store.count() > 0:
         return None
     from data_seed.first_start import FirstStartSeeder
 
-    seeder = FirstStartSeeder.from_settings(service.store, service.embedder, settings)
+    seeder = FirstStartSeeder.from_settings(service.store, service.embedder, settings, seed)
+    service.filling = seeder.filling_note  # a search before the first batch is stored says how far seeding is
     seeder.start()
     return seeder
 

@@ -1,13 +1,15 @@
 """Ingest benchmark: seeding throughput through ``Ingestor`` vs the model's raw batched ``encode_image``.
 
-    python -m benchmarks.ingest [--photos 64] [--rounds 3] [--batch-size 32] [--workers 2] [--precision auto,fp32]
+    python -m benchmarks.ingest [--photos 64] [--rounds 3] [--batch-size 32] [--workers 0,2] [--precision auto]
 
 A folder of generated photos of mixed sizes and formats (phone-size JPEGs down to small PNGs) is
 seeded into a fresh SQLite catalog with the real ViT-B-32 architecture (random weights, same compute).
 The raw model rate is measured in the same run on already-preprocessed tensors, so the ratio shows
 what reading, decoding, preprocessing, thumbnails and the store cost on top of inference.
 If ``../shared/photos`` exists, it is also seeded (read in place). Each ``--precision`` gets its own
-embedder, measured one after the other in the same run. Writes ``results/ingest.md`` + ``.png``.
+embedder, measured one after the other in the same run. Each ``--workers`` value is a decoding mode
+(0: threads of this process, as today; N: N worker processes), measured side by side: the rounds alternate
+the modes. Writes ``results/ingest.md`` + ``.png``.
 """
 
 from __future__ import annotations
@@ -59,27 +61,39 @@ def raw_rate(embedder: OpenClipEmbedder, root: Path, batch_size: int, count: int
 
 
 def seed_rate(embedder: OpenClipEmbedder, root: Path, db: Path, batch_size: int, workers: int) -> tuple[float, int]:
-    """(products/s, products added) for a fresh catalog seeded from ``root``."""
+    """(products/s, products added) for a fresh catalog seeded from ``root``; ``workers`` 0: decoding threads,
+    N: N worker processes (their start is part of the time, as it is for a real run)."""
     store = LocalStore(db)
     try:
         start = time.perf_counter()
-        report = Ingestor(store, embedder, batch_size=batch_size, workers=workers).run(folder_items(root))
+        ingest = Ingestor(store, embedder, batch_size=batch_size, processes=workers)
+        report = ingest.run(folder_items(root))
         seconds = time.perf_counter() - start
     finally:
         store.close()
     return report.added / seconds, report.added
 
 
-def measure(embedder: OpenClipEmbedder, root: Path, tmp: Path, args: argparse.Namespace) -> tuple[float, float, int]:
-    """Median seeding rate, median raw rate and products added, from alternating rounds (raw, seed, raw, ...)."""
+def measure(
+    embedder: OpenClipEmbedder, root: Path, tmp: Path, args: argparse.Namespace, modes: list[int]
+) -> tuple[dict[int, float], float, int]:
+    """Median seeding rate per decoding mode, median raw rate and products added, from alternating rounds
+    (raw, then per round each mode's seeding followed by a raw run)."""
     raws = [raw_rate(embedder, root, args.batch_size, args.photos)]
-    seeds, added = [], 0
+    seeds: dict[int, list[float]] = {mode: [] for mode in modes}
+    added = 0
     for round_ in range(args.rounds):
-        rate, added = seed_rate(embedder, root, tmp / f"{root.name}-{round_}.db", args.batch_size, args.workers)
-        seeds.append(rate)
-        raws.append(raw_rate(embedder, root, args.batch_size, args.photos))
-        print(f"  {root.name} round {round_ + 1}: seeded {rate:.1f}/s, raw {raws[-1]:.1f}/s", flush=True)
-    return p50(seeds), p50(raws), added
+        for mode in modes if round_ % 2 == 0 else modes[::-1]:  # neither mode always goes first
+            db = tmp / f"{root.name}-{round_}-{mode}.db"
+            rate, added = seed_rate(embedder, root, db, args.batch_size, mode)
+            seeds[mode].append(rate)
+            raws.append(raw_rate(embedder, root, args.batch_size, args.photos))
+            print(f"  {root.name} round {round_ + 1} {describe(mode)}: seeded {rate:.1f}/s, raw {raws[-1]:.1f}/s")
+    return {mode: p50(rates) for mode, rates in seeds.items()}, p50(raws), added
+
+
+def describe(mode: int) -> str:
+    return "2 threads" if mode == 0 else f"{mode} processes"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--precision", default="auto,fp32", help="SIMILARITY_PRECISION values to compare")
+    parser.add_argument("--workers", default="0,2", help="decoding modes to compare: 0 = threads, N = N processes")
+    parser.add_argument("--precision", default="auto", help="SIMILARITY_PRECISION values to compare")
     args = parser.parse_args(argv)
+    modes = [int(w) for w in args.workers.split(",")]
     embedders = {}
     for name in args.precision.split(","):
         embedders[name] = OpenClipEmbedder("ViT-B-32", "none", batch_size=args.batch_size, precision=name)
@@ -106,15 +121,21 @@ def main(argv: list[str] | None = None) -> int:
         for folder, label in folders:
             for name, embedder in embedders.items():
                 (Path(tmp) / name).mkdir(exist_ok=True)  # a fresh catalog per precision
-                rate, raw, added = measure(embedder, folder, Path(tmp) / name, args)
-                rows.append([label.format(added), f"{name} → {embedder.precision}", rate, raw, f"{rate / raw:.1%}"])
-                bars.append((f"{label.format(added).split(' (')[0]} · {name}", rate, raw))
-    headers = ["folder", "precision (asked → used)", "seeding products/s", "raw encode_image images/s"]
-    table = markdown_table([*headers, "ratio (target ≥ 85%)"], rows)
+                rates, raw, added = measure(embedder, folder, Path(tmp) / name, args, modes)
+                base = rates[modes[0]]
+                for mode, rate in rates.items():
+                    versus = f"{rate / base:.2f}x" if mode != modes[0] else "1.00x"
+                    used = f"{name} → {embedder.precision}"
+                    rows.append([label.format(added), used, describe(mode), rate, versus, raw, f"{rate / raw:.1%}"])
+                    bars.append((f"{label.format(added).split(' (')[0]} · {name} · {describe(mode)}", rate, raw))
+    headers = ["folder", "precision (asked → used)", "decoding", "seeding products/s", f"vs {describe(modes[0])}"]
+    table = markdown_table([*headers, "raw encode_image images/s", "ratio"], rows)
     notes = "; ".join(f"`{name}`: {e.precision_note}" for name, e in embedders.items())
     body = (
-        f"`Ingestor` (batch {args.batch_size}, {args.workers} decode workers, intra-op threads = usable cores) into a "
-        "fresh SQLite catalog: read, decode (JPEG draft mode), preprocess, thumbnail, embed, upsert. Raw = "
+        f"`Ingestor` (batch {args.batch_size}, intra-op threads = usable cores) into a fresh SQLite catalog: read, "
+        "decode, preprocess, thumbnail, embed, upsert; decoding in 2 threads of the process (today's default on "
+        "2 cores, `--workers 0`) or in N worker processes sending uint8 crops (`--workers N`), side by side in one "
+        "run, rounds alternating the order. Raw = "
         "`embed_tensors` on preprocessed batches of the same size. Raw and seeding runs alternate "
         f"(raw, then {args.rounds} x seed + raw); the table gives the medians of each. "
         f"Model: ViT-B-32 architecture, random weights. Precision: {notes}.\n\n" + table

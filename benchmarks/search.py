@@ -71,6 +71,8 @@ def build_store(
     ids = rng.bytes(32 * n).hex()
     brands = np.where(rng.random(n) < 0.05, 0, rng.integers(1, 20, n))
     colors, tags = rng.integers(0, len(COLORS), n), rng.integers(0, len(TAGS), (n, 2))
+    prices = np.round(rng.lognormal(3.5, 0.8, n), 2)  # ~33 median; one in ten without a price
+    prices[rng.random(n) < 0.1] = np.nan
     store = LocalStore(path)
     start = time.perf_counter()
     for lo in range(0, n, 10_000):
@@ -86,6 +88,7 @@ def build_store(
                     embedding=vectors[i],
                     embedding_model=model,
                     thumbnail=thumbnail,
+                    price=None if np.isnan(prices[i]) else float(prices[i]),
                 )
                 for i in range(lo, min(n, lo + 10_000))
             ]

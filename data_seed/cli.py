@@ -23,8 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--tagger", choices=TAGGERS, help="fill missing metadata with this tagger (default: SIMILARITY_TAGGER)"
     )
     parser.add_argument("--retag", action="store_true", help="re-tag every stored product (refreshes tags)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per model batch (default 32)")
-    parser.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    parser.add_argument(
+        "--batch-size", type=int, help="images per model batch (default 32 on a CPU, 256 on a GPU)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, metavar="N",
+        help="decoding worker processes; 0 = threads of this process (default: by device and cores: cores - 1 "
+        "with a GPU, threads on 2 CPU cores, half the cores on more)",
+    )  # fmt: skip
     parser.add_argument("--copy-from", metavar="URL", help="copy a catalog from another store (no re-embedding)")
     parser.add_argument("--create-vector-index", action="store_true", help="create the Atlas vector index")
     parser.add_argument("--quantization", choices=["scalar"], help="Atlas vector index quantization")

@@ -43,6 +43,13 @@ class SeedStatus:
     def as_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "active": self.state == "seeding"}
 
+    def filling_note(self) -> str | None:
+        """What a search of a still-empty catalog says while seeding runs (None once it has ended)."""
+        if self.state != "seeding":
+            return None
+        of = f" of {self.total:,}" if self.total else ""
+        return f"The catalog is being filled: {self.done:,}{of} products; try again in a moment."
+
 
 def check_spec(spec: str) -> str:
     """A seed source spec of a known form (checked at start-up, before the page is served)."""
@@ -78,14 +85,20 @@ class FirstStartSeeder:
         self.thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, store: CatalogStore, embedder: OpenClipEmbedder, settings: Settings) -> FirstStartSeeder:
+    def from_settings(
+        cls, store: CatalogStore, embedder: OpenClipEmbedder, settings: Settings, seed: Callable[..., Any] | None = None
+    ) -> FirstStartSeeder:
         """A seeder as the settings say; bad SIMILARITY_SEED_SOURCE/ARGS raise ConfigError here, at start-up."""
         options = parse_seed_args(settings.seed_args)
-        return cls(store, embedder, settings.seed_source, limit=settings.seed_limit, options=options)
+        return cls(store, embedder, settings.seed_source, limit=settings.seed_limit, options=options, seed=seed)
 
     def status(self) -> SeedStatus:
         with self._lock:
             return self._status
+
+    def filling_note(self) -> str | None:
+        """``SearchService.filling``: the seeding's progress for a search that finds the catalog empty."""
+        return self.status().filling_note()
 
     def start(self) -> threading.Thread:
         """Begin seeding in a daemon thread (the page is served meanwhile)."""

@@ -36,12 +36,20 @@ def run_ingest(
     progress: bool = True,
     out: TextIO | None = None,
     on_outcome: Callable[[ItemOutcome], None] | None = None,
+    workers: int | None = None,
+    batch_size: int | None = None,
     **options: Any,
 ) -> IngestReport:
     """Embed and store ``items``; bad files are reported one line each on ``out`` (stderr).
 
     ``on_outcome`` also sees every item's outcome (the app's first start counts them for its status line).
+    ``workers`` None and ``batch_size`` None: chosen by the embedder's device and this machine's cores
+    (``similarity.ingest_procs.plan``); ``workers`` 0 decodes in threads, N in N worker processes.
     """
+    from similarity.ingest_procs import plan
+    from similarity.precision import usable_cores
+
+    options.update(plan(embedder.device_info, usable_cores(), workers, batch_size).options())
     out = out or sys.stderr
     bar = tqdm(desc="seeding", unit="img", disable=not progress, file=out, dynamic_ncols=True)
 

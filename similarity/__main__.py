@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from .accounts.cli import add_users_parser, run_users
+from .arrange import SORTS
 from .catalog_cli import COMMANDS as CATALOG_COMMANDS
 from .catalog_cli import add_catalog_parsers, run_catalog
 from .config import Settings
@@ -28,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--min-score", type=float, help="cosine threshold")
     for group in ("category", "brand", "color", "tag"):
         search.add_argument(f"--{group}", action="append", default=[], help=f"filter by {group} (repeatable)")
+    add_steering_arguments(search)
     search.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    search.add_argument("--regions", action="store_true", help="find the products in the photo and search each")
+    search.add_argument("--box", help="search only this box of the photo: x0,y0,x1,y1 in its pixels")
     commands.add_parser("info", help="store, product count, model and categories")
     add_users_parser(commands)
     add_catalog_parsers(commands)  # remove, edit
@@ -66,8 +70,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, service: Any) -> int:
+    from .arrange import Arrange
     from .images import is_url
     from .records import Filters
+    from .steering import Steering
 
     if args.command == "info":
         _print_info(service.info())
@@ -75,16 +81,36 @@ def _run(args: argparse.Namespace, service: Any) -> int:
     if not args.image and not args.text:
         raise SimilarityError("Give an image path or URL, or --text.")
     url = args.image if args.image and is_url(args.image) else None
-    filters = Filters.of(categories=args.category, brands=args.brand, colors=args.color, tags=args.tag)
-    result = service.search(
-        None if url else args.image, url=url, text=args.text, text_weight=args.text_weight,
-        filters=filters, top_k=args.top_k, min_score=args.min_score,
-    )  # fmt: skip
+    if args.regions or args.box:
+        from .regions.cli import run_regions
+
+        return run_regions(args, service, url)
+    filters = Filters.of(categories=args.category, brands=args.brand, colors=args.color, tags=args.tag,
+                         price_min=args.price_min, price_max=args.price_max)  # fmt: skip
+    arrange = Arrange.of(args.sort, args.within_best, args.collapse_duplicates)
+    steering = Steering.of(args.more, args.less, args.like, args.dislike)
+    query = service.encode(None if url else args.image, url=url, text=args.text, text_weight=args.text_weight)
+    query = service.steer(query, steering) if steering else query
+    result = service.rank(query, filters, args.top_k, args.min_score, arrange or None)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         _print_table(result)
     return 0
+
+
+def add_steering_arguments(search: argparse.ArgumentParser) -> None:
+    """``--more``/``--less`` texts, ``--like``/``--dislike`` ids (repeatable), price range, sort, cutoff, collapse."""
+    steer = search.add_argument_group("steering")
+    steer.add_argument("--more", action="append", default=[], metavar="TEXT", help="more of this (repeatable)")
+    steer.add_argument("--less", action="append", default=[], metavar="TEXT", help="less of this (repeatable)")
+    steer.add_argument("--like", action="append", default=[], metavar="ID", help="a product id or unique prefix")
+    steer.add_argument("--dislike", action="append", default=[], metavar="ID", help="left out, and less like it")
+    steer.add_argument("--price-min", type=float, help="keep products priced at least this (no price: left out)")
+    steer.add_argument("--price-max", type=float, help="keep products priced at most this")
+    steer.add_argument("--sort", choices=SORTS, default="relevance", help="reorder the relevant results")
+    steer.add_argument("--within-best", type=float, help="keep scores within this of the best match, e.g. 0.05")
+    steer.add_argument("--collapse-duplicates", action="store_true", help="fold near-identical results")
 
 
 class _NoTagger:
@@ -94,10 +120,13 @@ class _NoTagger:
 
 
 def _print_table(result: Any) -> None:
-    print(f"{'rank':>4}  {'score':>6}  {'id':<12}  {'name':<32}  {'category':<18}  brand")
+    print(f"{'rank':>4}  {'score':>6}  {'id':<12}  {'name':<32}  {'category':<18}  {'brand':<14}  price")
     for m in result.matches:
         p = m.product
-        print(f"{m.rank:>4}  {m.score:6.4f}  {p.id[:12]:<12}  {p.name[:32]:<32}  {p.category:<18}  {p.brand or '-'}")
+        price = f"{p.price:,.2f}" if p.price is not None else "-"
+        folded = f"  +{len(m.folded)} near-identical" if m.folded else ""
+        print(f"{m.rank:>4}  {m.score:6.4f}  {p.id[:12]:<12}  {p.name[:32]:<32}  {p.category:<18}  "
+              f"{(p.brand or '-')[:14]:<14}  {price}{folded}")  # fmt: skip
     timings = ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
     print(f"{len(result.matches)} matches · {result.model} · {timings}")
 

@@ -21,6 +21,7 @@ TAGGERS = ("auto", "gemini", "clip", "off")
 MONGO_SEARCH_MODES = ("auto", "atlas", "exact")
 VECTOR_DTYPES = ("float32", "float16")
 MAP_LAYOUTS = ("umap", "pca", "off")
+REGION_MODES = ("auto", "gemini", "offline", "off")  # SIMILARITY_REGIONS (see similarity.regions)
 DEFAULT_GEMINI_MODEL = "gemini-3.5-flash-lite"  # stable flash-lite (2026-07); 2.5-flash-lite is withdrawn
 
 
@@ -55,6 +56,7 @@ class Settings:
     seed_args: str = ""  # SIMILARITY_SEED_ARGS: data_seed dataset options, shell-quoted (--column F=C ...)
     users_file: str | None = None  # SIMILARITY_USERS_FILE: sign-in for the whole app (see similarity.accounts)
     system: str = ""  # SYSTEM: "spaces" on a Hugging Face Space (turns on Hugging Face sign-in)
+    regions: str = "auto"  # SIMILARITY_REGIONS: auto (Gemini with a key, else offline) | gemini | offline | off
     mcp_server: bool | None = None  # GRADIO_MCP_SERVER: MCP tools (unset: on where the mcp package is installed)
     zero_gpu: bool = False  # SPACES_ZERO_GPU: a ZeroGPU Space (model calls run under spaces.GPU)
 
@@ -64,6 +66,7 @@ class Settings:
         _check_choice("SIMILARITY_VECTOR_DTYPE", self.vector_dtype, VECTOR_DTYPES)
         _check_choice("SIMILARITY_PRECISION", self.precision, PRECISIONS)
         _check_choice("SIMILARITY_MAP", self.map_layout, MAP_LAYOUTS)
+        _check_choice("SIMILARITY_REGIONS", self.regions, REGION_MODES)
         object.__setattr__(self, "device", check_device(self.device))
         if self.map_sample < 100:
             raise ConfigError("SIMILARITY_MAP_SAMPLE must be at least 100")
@@ -132,6 +135,7 @@ _ENV_FIELDS: dict[str, tuple[tuple[str, ...], type]] = {
     "users_file": (("SIMILARITY_USERS_FILE",), str),
     "system": (("SYSTEM",), str),
     "mcp_server": (("GRADIO_MCP_SERVER",), bool),
+    "regions": (("SIMILARITY_REGIONS",), str),
     "zero_gpu": (("SPACES_ZERO_GPU",), bool),
 }
 
@@ -157,6 +161,7 @@ def _parse(names: tuple[str, ...], raw: str, kind: type) -> object:
         except ValueError:
             raise ConfigError(f"{names[0]} must be a whole number") from None
     lowered = ("SIMILARITY_TAGGER", "SIMILARITY_MONGO_SEARCH", "SIMILARITY_PRECISION", "SIMILARITY_MAP")
+    lowered += ("SIMILARITY_REGIONS",)
     return raw.lower() if names[0] in lowered else raw
 
 

@@ -70,6 +70,7 @@ class OpenClipEmbedder:
         self._preprocess: Any = None
         self._tokenizer: Any = None
         self._error: ModelError | None = None
+        self.gpu_call = gpu_call  # also for other users of the model (explanations)
         wrap = gpu_call or (lambda fn: fn)
         self._run_images, self._run_texts = wrap(self._encode_images), wrap(self._encode_texts)
         self._probe_runs: tuple[Any, Any] | None = None  # (fp32, half) closures for ``_probe_now``

@@ -10,7 +10,7 @@ that concurrent searches share. It shows where the model "looked", not a faithfu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -32,6 +32,28 @@ class Explainer:
 
     def __init__(self, embedder: OpenClipEmbedder) -> None:
         self.embedder = embedder
+        # on a ZeroGPU Space the forward pass runs under spaces.GPU, as the embedder's own calls do
+        wrap = getattr(embedder, "gpu_call", None) or (lambda fn: fn)
+        self._tokens = wrap(self._forward)
+
+    def _forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Unit patch tokens (2, patches, dim) and unit embeddings (2, dim) of a preprocessed pair."""
+        import torch
+
+        visual = self.embedder.model.visual
+        # the patch embedding's weights set the input's dtype and device (open_clip's mixed bf16/fp16 cast keeps
+        # other parameters, such as the class embedding, in float32)
+        conv = getattr(visual, "conv1", None)
+        weights = conv.weight if conv is not None else next(iter(visual.parameters()))
+        with torch.inference_mode():
+            out = visual.forward_intermediates(
+                batch.to(weights.device, dtype=weights.dtype), indices=1, normalize_intermediates=True, output_fmt="NLC"
+            )
+            tokens = out["image_intermediates"][-1]  # (2, patches, width), ln_post applied
+            pooled = out["image_features"]  # (2, dim), already projected
+            if visual.proj is not None:
+                tokens = tokens @ visual.proj
+        return _unit(tokens.float().cpu().numpy()), _unit(pooled.float().cpu().numpy())
 
     def grid(self) -> tuple[int, int]:
         """The model's patch grid (image size / patch size), e.g. (7, 7) for ViT-B/32 at 224 px."""
@@ -42,19 +64,8 @@ class Explainer:
         """Two (grid) float32 maps in [0, 1]: query patches vs the match's embedding, match patches vs the query's."""
         import torch
 
-        visual = self.embedder.model.visual
         batch = torch.stack([self.embedder.preprocess(_rgb(im)) for im in (query_image, match_image)])
-        dtype = next(iter(visual.parameters())).dtype  # a bf16 model takes bf16 input
-        with torch.inference_mode():
-            out = visual.forward_intermediates(
-                batch.to(dtype=dtype), indices=1, normalize_intermediates=True, output_fmt="NLC"
-            )
-            tokens = out["image_intermediates"][-1]  # (2, patches, width), ln_post applied
-            pooled = out["image_features"]  # (2, dim), already projected
-            if visual.proj is not None:
-                tokens = tokens @ visual.proj
-        tokens = _unit(tokens.float().cpu().numpy())
-        pooled = _unit(pooled.float().cpu().numpy())
+        tokens, pooled = self._tokens(batch)
         rows, cols = self.grid()
         query_heat = tokens[0] @ pooled[1]
         match_heat = tokens[1] @ pooled[0]

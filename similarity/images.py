@@ -115,6 +115,7 @@ class LoadedImage:
     sha256: str  # hex sha256 of the original bytes (PIL input: of mode, size and raw pixels)
     nbytes: int  # size of the original bytes (0 for PIL input)
     format: str | None  # e.g. "JPEG", "PNG"
+    original_size: tuple[int, int] = (0, 0)  # width, height as uploaded, after EXIF rotation (region boxes)
 
 
 def image_sha256(data: bytes) -> str:
@@ -190,17 +191,18 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return img
 
 
-def _decode(data: bytes, max_pixels: int, max_side: int) -> tuple[Image.Image, str | None]:
+def _decode(data: bytes, max_pixels: int, max_side: int) -> tuple[Image.Image, str | None, tuple[int, int]]:
     if not data:
         raise ImageError(EMPTY)
     _refuse_unsupported(data)
     img = _open(data, max_pixels)
+    size = _upright_size(img)  # before the draft decode shrinks it
     try:
         if img.format in ("JPEG", "MPO"):
             img.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))  # a 50 MP photo decodes at 1/8 scale
         img.load()
         _check_pixels(img.size, max_pixels)  # GIF frames may grow the canvas while loading
-        return _normalise(img, max_side), img.format
+        return _normalise(img, max_side), img.format, size
     except ImageError:
         raise
     except _DECODE_ERRORS:
@@ -210,6 +212,12 @@ def _decode(data: bytes, max_pixels: int, max_side: int) -> tuple[Image.Image, s
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SIDE) -> Image.Image:
     """Decode image bytes to an RGB image with longest side <= ``max_side``; any failure is ImageError."""
     return _decode(bytes(data), max_pixels, max_side)[0]
+
+
+def _upright_size(img: Image.Image) -> tuple[int, int]:
+    """The picture's width and height once its EXIF rotation is applied."""
+    width, height = img.size
+    return (height, width) if _orientation(img) in (5, 6, 7, 8) else (width, height)
 
 
 def _orientation(img: Image.Image) -> int:
@@ -310,7 +318,7 @@ def _load_pil(img: Image.Image, max_pixels: int, max_side: int) -> LoadedImage:
             img.seek(0)
         img.load()
         digest = _pil_sha256(img)
-        return LoadedImage(_normalise(img, max_side), digest, 0, img.format)
+        return LoadedImage(_normalise(img, max_side), digest, 0, img.format, _upright_size(img))
     except _DECODE_ERRORS:
         raise ImageError(DAMAGED) from None
 
@@ -334,8 +342,8 @@ def load_image(
         data = read_bytes(source, max_bytes)
     else:
         raise TypeError(f"load_image() cannot read a {type(source).__name__}")
-    image, fmt = _decode(data, max_pixels, max_side)
-    return LoadedImage(image, image_sha256(data), len(data), fmt)
+    image, fmt, size = _decode(data, max_pixels, max_side)
+    return LoadedImage(image, image_sha256(data), len(data), fmt, size)
 
 
 def make_thumbnail(image: Image.Image, max_side: int = 384, quality: int = 80) -> bytes:

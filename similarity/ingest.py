@@ -1,8 +1,9 @@
 """The ingest pipeline shared by ``data_seed`` and the catalog tab.
 
-Items are read and decoded in worker threads while the previous batch runs through the model;
-each batch is upserted atomically, and ids already stored are skipped before any work, so a
-rerun adds nothing and a killed run resumes where it stopped.
+Items are read and decoded in worker threads, or with ``processes`` in worker processes
+(``ingest_procs.py``), while the previous batch runs through the model; each batch is upserted
+atomically, and ids already stored are skipped before any decoding, so a rerun adds nothing and
+a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import logging
 import os
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from . import images
 from .errors import SimilarityError
+from .ingest_items import LOW_PRIORITY, IngestItem, ItemOutcome
 from .records import Product
 
 if TYPE_CHECKING:
@@ -27,24 +32,8 @@ if TYPE_CHECKING:
     from .store.base import CatalogStore
 
 log = logging.getLogger(__name__)
-LOW_PRIORITY = 19  # nice value of the decode threads
-
-
-@dataclasses.dataclass
-class IngestItem:
-    """One image to add: a display key (file name), a way to get its bytes, and known metadata."""
-
-    key: str
-    read: Callable[[], bytes]
-    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass
-class ItemOutcome:
-    key: str
-    status: str  # added | present | skipped | failed
-    id: str | None = None
-    reason: str = ""
+PROCESS_LOOKAHEAD = 3  # batches whose decoding is in the worker processes' hands while one embeds
+__all__ = ["LOW_PRIORITY", "IngestItem", "IngestReport", "Ingestor", "ItemOutcome"]
 
 
 @dataclasses.dataclass
@@ -83,8 +72,8 @@ class IngestReport:
 class _Prepared:
     item: IngestItem
     id: str
-    image: Any
-    tensor: Any
+    image: Any  # the decoded picture (threads) or None (processes: rebuilt from the thumbnail if a tagger asks)
+    tensor: Any  # the model's input tensor (threads) or its uint8 crop (processes)
     thumbnail: bytes
 
 
@@ -98,6 +87,7 @@ class Ingestor:
         *,
         batch_size: int = 32,
         workers: int = 2,
+        processes: int = 0,
         max_bytes: int = images.MAX_LOCAL_BYTES,
         reembed: bool = False,
         enrich: Callable[[list[Product], list[Any]], None] | None = None,
@@ -107,6 +97,8 @@ class Ingestor:
     ) -> None:
         self.store, self.embedder = store, embedder
         self.batch_size, self.workers, self.max_bytes = batch_size, workers, max_bytes
+        self.processes = processes  # > 0: decode in this many worker processes instead of threads
+        self._crops: Any = None  # the CropSpec when the batches hold uint8 crops
         self.reembed = reembed
         self.enrich = enrich  # fills missing metadata (e.g. a tagger) before the batch is stored
         self.on_outcome = on_outcome or (lambda outcome: None)
@@ -114,23 +106,38 @@ class Ingestor:
         # those products are reported (added, with the note) or, with skip_screened, skipped
         self.screen, self.skip_screened = screen, skip_screened
         self._seen: set[str] = set()  # ids handled earlier in this run (batches overlap the store check)
+        self._decoding: dict[str, Future] = {}  # processes: ids sent to the workers, not yet stored or skipped
+        self._ids_lock = threading.Lock()  # _seen and _decoding: the stage thread reads, the model's thread writes
 
     def run(self, items: Iterable[IngestItem]) -> IngestReport:
-        report = IngestReport()
         self.embedder.load()
-        # one thread prepares the next batch (using the worker pool) while this one runs the model
-        with (
-            ThreadPoolExecutor(1, initializer=yield_cpu) as stage,
-            ThreadPoolExecutor(self.workers, initializer=yield_cpu) as pool,
-        ):
-            pending: Future | None = None
+        spec = self.embedder.crop_spec if self.processes > 0 else None
+        if self.processes > 0 and spec is None:
+            log.warning("This model's preprocessing is not a plain resize and crop: decoding in threads instead")
+        if spec is None:
+            with ThreadPoolExecutor(self.workers, initializer=yield_cpu) as pool:
+                return self._run(items, lambda batch: self._prepare_batch(pool, batch))
+        from .ingest_procs import ProcessPrep
+
+        self._crops = spec
+        with ProcessPrep(self.processes, spec, self.max_bytes) as prep:
+            return self._run(items, lambda batch: self._prepare_in_processes(prep, batch), PROCESS_LOOKAHEAD)
+
+    def _run(
+        self, items: Iterable[IngestItem], prepare: Callable[[list[IngestItem]], Any], ahead: int = 1
+    ) -> IngestReport:
+        """One thread prepares the next batches (using the worker pool) while this one runs the model: the thread
+        path one batch ahead; the process path ``ahead`` batches, whose decoding it only submits, so the worker
+        processes never wait for the model or the store."""
+        report = IngestReport()
+        with ThreadPoolExecutor(1, initializer=yield_cpu) as stage:
+            pending: deque[Future] = deque()
             for batch in _batches(iter(items), self.batch_size):
-                nxt = stage.submit(self._prepare_batch, pool, batch)
-                if pending is not None:
-                    self._store_batch(pending.result(), report)
-                pending = nxt
-            if pending is not None:
-                self._store_batch(pending.result(), report)
+                pending.append(stage.submit(prepare, batch))
+                while len(pending) > ahead:
+                    self._store_batch(_ready(pending.popleft().result()), report)
+            while pending:
+                self._store_batch(_ready(pending.popleft().result()), report)
         return report
 
     def _prepare_batch(self, pool: ThreadPoolExecutor, batch: list[IngestItem]) -> tuple[list, list]:
@@ -139,15 +146,68 @@ class Ingestor:
         loaded = []
         for result in pool.map(self._load, batch):
             (notes if isinstance(result, ItemOutcome) else loaded).append(result)
-        present = set() if self.reembed else self.store.existing([image.sha256 for _, image in loaded])
-        fresh: dict[str, tuple[IngestItem, images.LoadedImage]] = {}
-        for item, image in loaded:
-            if image.sha256 in present or image.sha256 in fresh or image.sha256 in self._seen:
-                notes.append(ItemOutcome(item.key, "present", image.sha256))
-            else:
-                fresh[image.sha256] = (item, image)
+        fresh = self._fresh([(item, image.sha256, image) for item, image in loaded], notes)
         self._seen.update(fresh)
         return notes, list(pool.map(self._preprocess, fresh.values()))
+
+    def _prepare_in_processes(self, prep: Any, batch: list[IngestItem]) -> Callable[[], tuple[list, list]]:
+        """Read and hash here, skip what is stored, and send the rest to the worker processes (decode, crop,
+        thumbnail); returns what collects their results, called when the batch's turn to embed comes."""
+        notes: list[ItemOutcome] = []
+        read = []
+        for result in prep.read(batch):
+            (notes if isinstance(result, ItemOutcome) else read).append(result)
+        held: list[tuple[IngestItem, str, Future | None]] = []  # repeats of items in decoding
+        present = self._stored(read)  # (asked outside the lock: the model's thread waits for it)
+        with self._ids_lock:
+            fresh = self._fresh(read, notes, held, present)
+            futures = {sha: prep.submit(data) for sha, (_, data) in fresh.items()}
+            self._decoding.update(futures)
+
+        def collect() -> tuple[list, list]:
+            prepared, good = [], []
+            for sha, (item, _) in fresh.items():
+                out = futures[sha].result()
+                if out.reason:
+                    notes.append(ItemOutcome(item.key, "skipped", reason=out.reason))
+                else:
+                    good.append(sha)
+                    prepared.append(_Prepared(item, sha, None, out.crop, out.thumbnail))
+            for item, sha, earlier in held:
+                failed = (earlier or futures[sha]).result().reason
+                notes.append(
+                    ItemOutcome(item.key, "skipped", reason=failed) if failed else ItemOutcome(item.key, "present", sha)
+                )
+            with self._ids_lock:  # a repeat that comes later is present (decoded) or decoded again (it failed)
+                self._seen.update(good)
+                for sha in fresh:
+                    self._decoding.pop(sha, None)
+            return notes, prepared
+
+        return collect
+
+    def _stored(self, hashed: list[tuple[IngestItem, str, Any]]) -> set[str]:
+        return set() if self.reembed else set(self.store.existing([sha for _, sha, _ in hashed]))
+
+    def _fresh(
+        self,
+        hashed: list[tuple[IngestItem, str, Any]],
+        notes: list[ItemOutcome],
+        held: list | None = None,
+        present: set[str] | None = None,
+    ) -> dict:
+        """sha -> (item, payload) of the items not stored nor seen in this run; the rest noted as present (or,
+        with ``held``, repeats of an item still being decoded, whose outcome waits for its decoding)."""
+        present = self._stored(hashed) if present is None else present
+        fresh: dict[str, tuple[IngestItem, Any]] = {}
+        for item, sha, payload in hashed:
+            if held is not None and sha not in present and (sha in fresh or sha in self._decoding):
+                held.append((item, sha, self._decoding.get(sha)))  # None: decoded with this batch
+            elif sha in present or sha in fresh or sha in self._seen:
+                notes.append(ItemOutcome(item.key, "present", sha))
+            else:
+                fresh[sha] = (item, payload)
+        return fresh
 
     def _load(self, item: IngestItem) -> tuple[IngestItem, images.LoadedImage] | ItemOutcome:
         try:
@@ -172,12 +232,16 @@ class Ingestor:
         import torch
 
         try:
-            vectors = self.embedder.embed_tensors(torch.stack([p.tensor for p in prepared]))
+            if self._crops is not None:  # uint8 crops from worker processes: normalised on the model's device
+                vectors = self.embedder.embed_crops(np.stack([p.tensor for p in prepared]), self._crops)
+            else:
+                vectors = self.embedder.embed_tensors(torch.stack([p.tensor for p in prepared]))
             products = [self._product(p, v) for p, v in zip(prepared, vectors, strict=True)]
             near = self.screen(products) if self.screen is not None else {}
             products = [p for p in products if not (self.skip_screened and p.id in near)]
             if self.enrich is not None:
-                self.enrich(products, [p.image for p in prepared if p.id not in near or not self.skip_screened])
+                kept = [p for p in prepared if p.id not in near or not self.skip_screened]
+                self.enrich(products, [p.image or images.load_image(p.thumbnail).image for p in kept])
             if products:
                 self.store.upsert(products)
         except SimilarityError as exc:
@@ -210,6 +274,11 @@ def yield_cpu() -> None:
         return
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_PRIORITY)
+
+
+def _ready(prepared: Any) -> tuple[list, list]:
+    """A prepared batch, or the call that collects it from the worker processes."""
+    return prepared() if callable(prepared) else prepared
 
 
 def _batches(items: Iterator[IngestItem], size: int) -> Iterator[list[IngestItem]]:

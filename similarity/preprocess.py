@@ -102,7 +102,7 @@ class CropSpec:
             image = image.resize((new_w, new_h), self.resample)
         crop_h, crop_w = self.crop
         top, left = round((new_h - crop_h) / 2.0), round((new_w - crop_w) / 2.0)
-        return np.asarray(image.crop((left, top, left + crop_w, top + crop_h)), dtype=np.uint8)
+        return np.array(image.crop((left, top, left + crop_w, top + crop_h)), dtype=np.uint8)  # writable
 
 
 def normalise_crops(

@@ -12,6 +12,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from .errors import SimilarityError
+
 CATEGORIES = ("bags", "electronics", "shoes", "watches", "snacks", "fruits-vegetables", "other")
 COLORS = (
     "black", "white", "grey", "silver", "gold", "red", "orange", "yellow",
@@ -144,11 +146,16 @@ class Filters:
     brands: tuple[str, ...] = ()
     colors: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    price_min: float | None = None  # a price range keeps only priced products inside it (bounds included)
+    price_max: float | None = None
 
     @classmethod
-    def of(cls, **groups: object) -> Filters:
+    def of(cls, price_min: object = None, price_max: object = None, **groups: object) -> Filters:
         """Normalise loose input (None, strings, lists, labels like ``nike (4)``) into filters."""
-        return cls(**{name: _filter_values(groups.get(name)) for name in FACET_GROUPS})
+        low, high = _price_bound(price_min, "price_min"), _price_bound(price_max, "price_max")
+        if low is not None and high is not None and low > high:
+            raise SimilarityError("The price range is reversed: price_min is above price_max.")
+        return cls(**{name: _filter_values(groups.get(name)) for name in FACET_GROUPS}, price_min=low, price_max=high)
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         return {name: getattr(self, name) for name in FACET_GROUPS}
@@ -156,11 +163,40 @@ class Filters:
     def without(self, group: str) -> Filters:
         return dataclasses.replace(self, **{group: ()})
 
+    @property
+    def priced(self) -> bool:
+        """A price range is set."""
+        return self.price_min is not None or self.price_max is not None
+
+    def without_price(self) -> Filters:
+        return dataclasses.replace(self, price_min=None, price_max=None)
+
+    def price_mask(self, prices: np.ndarray) -> np.ndarray:
+        """Which of ``prices`` (NaN = no price) fall in the range; no price never does."""
+        keep = ~np.isnan(prices)
+        if self.price_min is not None:
+            keep &= prices >= self.price_min
+        if self.price_max is not None:
+            keep &= prices <= self.price_max
+        return keep
+
     def __bool__(self) -> bool:
-        return any(self.groups().values())
+        return any(self.groups().values()) or self.priced
 
 
 _COUNT_SUFFIX = re.compile(r"\s+\(\d+\)$")
+
+
+def _price_bound(value: object, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SimilarityError(f"{name} must be a number.") from None
+    if number != number or number < 0:
+        raise SimilarityError(f"{name} must be a number, 0 or more.")
+    return number
 
 
 def _filter_values(values: object) -> tuple[str, ...]:
@@ -180,11 +216,14 @@ class Match:
     product: Product
     score: float
     rank: int
+    folded: tuple[str, ...] = ()  # near-identical results folded into this one (collapse_duplicates)
 
     def to_dict(self, thumbnails: Thumbnails = False) -> dict[str, Any]:
         """Id, score, rank and metadata; ``thumbnails`` adds a ``thumbnail`` key (see ``Thumbnails``)."""
         data = {"id": self.product.id, "score": round(float(self.score), 6), "rank": self.rank}
         data.update({k: v for k, v in self.product.metadata().items() if k != "id"})
+        if self.folded:
+            data["near_identical"] = list(self.folded)
         if callable(thumbnails):
             data["thumbnail"] = thumbnails(self.product)
         elif thumbnails:
@@ -193,6 +232,25 @@ class Match:
 
 
 Facets = dict[str, dict[str, int]]
+
+
+@dataclasses.dataclass(frozen=True)
+class PriceRange:
+    """The price range among some products (the candidates, or the catalog) and how many have no price."""
+
+    min: float | None = None
+    max: float | None = None
+    priced: int = 0
+    unpriced: int = 0
+
+    @classmethod
+    def of(cls, prices: np.ndarray, count: int) -> PriceRange:
+        if not len(prices):
+            return cls(None, None, 0, int(count))
+        return cls(float(np.min(prices)), float(np.max(prices)), len(prices), int(count) - len(prices))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -205,12 +263,13 @@ class SearchResult:
     precision: str | None = None  # fp32 | bf16: how the query was embedded (the vector space is the same)
     map_position: tuple[float, float] | None = None  # the query on the catalog map (None: no layout yet)
     device: str | None = None  # where the query was embedded, e.g. "cuda:0 NVIDIA L4" or "cpu"
+    prices: PriceRange | None = None  # the candidates' price range (JSON: facets["price"])
 
     def to_dict(self, thumbnails: Thumbnails = False) -> dict[str, Any]:
         """The documented JSON contract: matches, facets, timings_ms, model (and query; "map" with a layout)."""
         out: dict[str, Any] = {
             "matches": [m.to_dict(thumbnails) for m in self.matches],
-            "facets": self.facets,
+            "facets": {**self.facets, "price": self.prices.to_dict()} if self.prices else self.facets,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "model": self.model,
             "precision": self.precision,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -18,38 +18,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import images
+from .arrange import discount
 from .config import Settings
-from .errors import NotFoundError, SimilarityError
+from .errors import EmptyCatalogError, NotFoundError, SimilarityError
 from .index import default_ranker
-from .records import FACET_GROUPS, Filters, Match, Product, SearchResult
+from .records import Filters, Match, Product, SearchResult
+from .steering import Query, Steering, combine_parts, steer
 from .tagging import TagResult, describe_job
 
 if TYPE_CHECKING:
+    from .arrange import Arrange
     from .embedder import OpenClipEmbedder
     from .map import CatalogMap
     from .store.base import CatalogStore, Ranker
 
 MAX_TOP_K = 100
 DEFAULT_TOP_K = 12
-
-
-@dataclasses.dataclass
-class Query:
-    """An embedded query; kept (e.g. in ``gr.State``) so filter changes re-rank without re-embedding."""
-
-    vector: np.ndarray
-    kind: str
-    timings_ms: dict[str, float] = dataclasses.field(default_factory=dict)
-    image: Any = dataclasses.field(default=None, repr=False)  # decoded PIL image, for the tagger
-    source_id: str | None = None
-    text: str | None = None
-    # unit vectors per modality ("image", "text"), so a new text weight needs no re-embedding
-    parts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
-    exclude: tuple[str, ...] = ()  # products left out of the matches too (a user's saved products)
-    text_weight: float = 0.5  # the text's share next to the image part (see ``combine_parts``)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "source_id": self.source_id, "text": self.text}
 
 
 @dataclasses.dataclass
@@ -78,6 +62,7 @@ class SearchService:
         self.settings = settings or Settings()
         self.ranker = ranker or default_ranker(store, self.settings)
         self.url_guard = images.UrlGuard()
+        self.filling: Callable[[], str | None] | None = None  # the first start's seeding: why a catalog is empty
         self._tag_pool: ThreadPoolExecutor | None = None  # created on first describe_async
         self._tag_lock = threading.Lock()
 
@@ -127,21 +112,26 @@ class SearchService:
         """The same image+text query with another text weight (no decoding or embedding)."""
         if len(query.parts) < 2:
             return query
-        vector = combine_parts(query.parts, text_weight)
+        vector = combine_parts(query.parts, text_weight, query.terms)
         return dataclasses.replace(query, vector=vector, timings_ms={}, text_weight=text_weight)
 
     def with_image(self, query: Query, vector: np.ndarray) -> Query:
         """The same query with another image part (e.g. a region of the photo), composed again with its text."""
         parts = {**query.parts, "image": np.asarray(vector, dtype=np.float32)}
         kind = "+".join(k for k in ("image", "text") if k in parts)
-        return dataclasses.replace(query, vector=combine_parts(parts, query.text_weight), parts=parts, kind=kind)
+        vector = combine_parts(parts, query.text_weight, query.terms)
+        return dataclasses.replace(query, vector=vector, parts=parts, kind=kind)
+
+    def steer(self, query: Query, steering: Steering) -> Query:
+        """``query`` with more of / less of texts and liked / disliked products (``steering.steer``)."""
+        return steer(query, steering, self.store, self.embedder)
 
     def product_query(self, product_id: str) -> Query:
         """A query from a stored product's vector ("more like this")."""
         vector = self.store.vector(product_id)
         if vector is None:
             raise NotFoundError("That product is no longer in the catalog.")
-        return Query(vector, "product", source_id=product_id)
+        return Query(vector, "product", source_id=product_id, parts={"product": vector})
 
     def saved_query(self, product_ids: Sequence[str]) -> Query:
         """A query from the normalised mean of products' stored vectors ("more like my saved products");
@@ -154,7 +144,8 @@ class SearchService:
         norm = float(np.linalg.norm(mean))
         if norm < 1e-6:
             raise SimilarityError("These saved products cancel each other out; remove one and try again.")
-        return Query((mean / norm).astype(np.float32), "saved", exclude=ids)
+        vector = (mean / norm).astype(np.float32)
+        return Query(vector, "saved", exclude=ids, parts={"saved": vector})
 
     def rank(
         self,
@@ -162,30 +153,62 @@ class SearchService:
         filters: Filters | None = None,
         top_k: int = DEFAULT_TOP_K,
         min_score: float | None = None,
+        arrange: Arrange | None = None,
     ) -> SearchResult:
-        """Rank a query (image, text, product) with filters; the product itself is left out."""
+        """Rank a query (image, text, product) with filters; the product itself is left out.
+        ``arrange``: a cutoff relative to the best, near-duplicates folded, a sort of the relevant page."""
         top_k = _check_top_k(top_k)
         filters = filters or Filters()
         timings = dict(query.timings_ms)
         exclude = set(query.exclude) - {query.source_id}
         extra = (1 if query.source_id else 0) + len(exclude)
-        with _timed(timings, "search"):
-            ranking = self.ranker.rank(query.vector, filters, top_k + extra, min_score, self.settings.facet_candidates)
+        wanted = arrange.candidates(top_k) if arrange else top_k
+        with _timed(timings, "search"), self._while_filling():
+            ranking = self.ranker.rank(query.vector, filters, wanted + extra, min_score, self.settings.facet_candidates)
         pairs = [(i, s) for i, s in zip(ranking.ids, ranking.scores, strict=True) if i != query.source_id]
         pairs = [(i, s) for i, s in pairs if i not in exclude]
         left_out = [query.source_id] if query.source_id else []
         left_out += [i for i in ranking.ids if i in exclude]  # excluded products that made the ranked page
         if left_out:  # products left out of the matches are left out of the counts too
-            _discount(ranking.facets, self.store.get(left_out, thumbnails=False), filters)
+            discount(ranking.facets, self.store.get(left_out, thumbnails=False), filters)
+        folded: dict[str, list[str]] = {}
+        if arrange:
+            with _timed(timings, "arrange"):
+                pairs, folded = arrange.select(pairs, top_k, self.store)
         with _timed(timings, "fetch"):
             products = {p.id: p for p in self.store.get([i for i, _ in pairs[:top_k]])}
-        matches = [Match(products[i], s, rank) for rank, (i, s) in enumerate(pairs[:top_k], 1) if i in products]
+        matches = [
+            Match(products[i], s, rank, tuple(folded.get(i, ())))
+            for rank, (i, s) in enumerate(pairs[:top_k], 1)
+            if i in products
+        ]
+        if arrange:
+            matches = arrange.order(matches)
         timings["total"] = sum(timings.values())
         precision, device = getattr(self.embedder, "precision", None), device_label(self.embedder)
         position = self._map_position(query, matches)
         return SearchResult(
-            matches, ranking.facets, timings, self.model_id, query.describe(), precision, position, device
+            matches,
+            ranking.facets,
+            timings,
+            self.model_id,
+            query.describe(),
+            precision,
+            position,
+            device,
+            ranking.prices,
         )
+
+    @contextmanager
+    def _while_filling(self) -> Iterator[None]:
+        """An empty catalog that the first start is filling says so, with its progress."""
+        try:
+            yield
+        except EmptyCatalogError:
+            note = self.filling() if self.filling is not None else None
+            if note:
+                raise EmptyCatalogError(note) from None
+            raise
 
     def _map_position(self, query: Query, matches: list[Match]) -> tuple[float, float] | None:
         """Where the query sits on the catalog map (a product query: at the product); None without a layout."""
@@ -306,7 +329,10 @@ def build_service(
     device_label(embedder)  # resolved now: a SIMILARITY_DEVICE naming a missing GPU stops the start-up here
     store = overrides.pop("store", None) or open_store(settings.store_url, settings)
     tagger = overrides.pop("tagger", None) or make_tagger(settings, embedder)
-    ranker = overrides.pop("ranker", None) or default_ranker(store, settings, background=background_index)
+    device = getattr(embedder, "device_info", None)  # a CUDA GPU also holds the exact index
+    ranker = overrides.pop("ranker", None) or default_ranker(
+        store, settings, background=background_index, device=device
+    )
     if "catalog_map" not in overrides and settings.map_layout != "off":
         from .map import CatalogMap  # its fitting libraries load only when a layout is computed
 
@@ -316,36 +342,10 @@ def build_service(
     return service
 
 
-def _discount(facets: dict[str, dict[str, int]], products: list[Product], filters: Filters) -> None:
-    """Remove ``products`` from disjunctive facet counts (each group counts rows passing the OTHER groups)."""
-    for product in products:
-        for group, attr in FACET_GROUPS.items():
-            others = filters.without(group).groups()
-            if all(not wanted or set(product.facet(FACET_GROUPS[g])) & set(wanted) for g, wanted in others.items()):
-                counts = facets.get(group, {})
-                for value in product.facet(attr):
-                    if counts.get(value, 0) > 1:
-                        counts[value] -= 1
-                    else:
-                        counts.pop(value, None)
-
-
 def device_label(embedder: Any) -> str | None:
     """The embedder's device for people ("cuda:0 NVIDIA L4"); None for an embedder without one (a fake)."""
     device = getattr(embedder, "device_info", None)
     return getattr(device, "label", None)
-
-
-def combine_parts(parts: dict[str, np.ndarray], text_weight: float) -> np.ndarray:
-    """Weighted sum of the image and text vectors (text gets ``text_weight``), L2-normalised."""
-    if not 0.0 <= float(text_weight) <= 1.0:
-        raise SimilarityError("The text weight must be between 0 and 1.")
-    weights = {"image": 1.0 - text_weight, "text": text_weight} if len(parts) > 1 else {k: 1.0 for k in parts}
-    vector = sum(weights[k] * v for k, v in parts.items())
-    norm = float(np.linalg.norm(vector))
-    if norm < 1e-9:
-        raise SimilarityError("The text weight cancels the query; choose a weight between 0 and 1.")
-    return (vector / norm).astype(np.float32)
 
 
 def _check_top_k(top_k: int) -> int:

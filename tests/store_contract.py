@@ -8,9 +8,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from similarity.arrange import Arrange
+from similarity.config import Settings
 from similarity.errors import EmptyCatalogError, LimitError, ModelMismatchError, StoreError
 from similarity.index import StoreIndex
-from similarity.records import FACET_GROUPS, Filters
+from similarity.records import FACET_GROUPS, Filters, PriceRange
+from similarity.search import Query, SearchService
 from similarity.store.base import CatalogStore
 
 from .helpers import make_products, random_unit_vectors
@@ -22,7 +25,10 @@ def reference_scored(products, query, filters=None, min_score=None) -> list[tupl
     filters = filters or Filters()
     rows = []
     for p in products:
-        if all(not vals or set(p.facet(FACET_GROUPS[g])) & set(vals) for g, vals in filters.groups().items()):
+        priced = not filters.priced or filters.price_mask(np.array([np.nan if p.price is None else p.price]))[0]
+        if priced and all(
+            not vals or set(p.facet(FACET_GROUPS[g])) & set(vals) for g, vals in filters.groups().items()
+        ):
             score = float(np.dot(p.embedding.astype(np.float32), query.astype(np.float32)))
             if min_score is None or score >= min_score:
                 rows.append((-score, p.id))
@@ -316,3 +322,80 @@ class StoreContract:
         assert products[0].id not in ranking.ids and len(ranking.ids) == 51
         assert index.rank(products[3].embedding, Filters.of(brands=["zeta"]), 5, None, 5).ids == [products[3].id]
         assert index.rank(products[51].embedding, Filters(), 1, None, 1).ids == [products[51].id]
+
+    # -- steering: the price range (before top-k) and sorts of the relevant set --------------------------
+    def test_price_range_applies_before_top_k_like_brute_force(self, store):
+        rng = np.random.default_rng(5)
+        products = make_products(90)
+        for i, p in enumerate(products):  # ties, whole and fractional prices, and some with no price
+            p.price = None if i % 7 == 0 else float(rng.choice([4.5, 10.0, 10.0, 25.0, 60.0, 99.99, 120.0]))
+        store.upsert(products)
+        ranker = self.ranker(store)
+        for seed, (low, high, categories) in enumerate([(10, 60, ()), (None, 10, ("bags",)), (99.99, None, ()),
+                                                        (10, 10, ("shoes", "watches")), (500, None, ())]):  # fmt: skip
+            query = random_unit_vectors(1, seed=20 + seed)[0]
+            filters = Filters.of(categories=categories, price_min=low, price_max=high)
+            ranking = ranker.rank(query, filters, 8, None, 40)
+            assert ranking.ids == reference_ranking(products, query, filters, 8)
+            assert all(low is None or by >= low for by in _prices(products, ranking.ids))
+            candidates = [
+                p for p in products if p.id in set(reference_ranking(products, query, filters.without_price(), 40))
+            ]
+            priced = [p.price for p in candidates if p.price is not None]
+            want = PriceRange(
+                min(priced, default=None), max(priced, default=None), len(priced), len(candidates) - len(priced)
+            )
+            assert ranking.prices == want  # the range among candidates, whatever the price bounds
+
+    def test_price_edits_reach_the_ranking(self, store):
+        products = make_products(20)
+        store.upsert(products)
+        ranker = self.ranker(store)
+        cheap = Filters.of(price_max=12)
+        assert set(ranker.rank(products[5].embedding, cheap, 20, None, 20).ids) == {
+            products[0].id,
+            products[1].id,
+            products[2].id,
+        }
+        store.edit(products[5].id, {"price": 3.0})
+        store.edit(products[0].id, {"price": None})
+        assert set(ranker.rank(products[5].embedding, cheap, 20, None, 20).ids) == {
+            products[1].id,
+            products[2].id,
+            products[5].id,
+        }
+        if store.ranker() is None:
+            assert self.ranker(store).price_range() == PriceRange(3.0, 29.0, 19, 1)
+
+    def test_sorts_reorder_only_the_relevant_set(self, store, tiny_embedder):
+        products = make_products(40)
+        for i, p in enumerate(products):
+            p.price = None if i % 5 == 0 else float(10 + (i * 7) % 4)  # many ties, some missing
+        store.upsert(products[:20])
+        store.upsert(products[20:])  # a later batch: newer
+        service = SearchService(store, tiny_embedder, None, Settings(store_url="memory://"), self.ranker(store))
+        query = Query(random_unit_vectors(1, seed=3)[0], "test")
+        relevant = service.rank(query, Filters.of(price_max=11.5), 12, 0.0)
+        ids = [m.product.id for m in relevant.matches]
+        assert all(m.product.price is not None and m.product.price <= 11.5 for m in relevant.matches)
+        for sort, key in [
+            ("price_asc", lambda m: (m.product.price is None, m.product.price or 0)),
+            ("price_desc", lambda m: (m.product.price is None, -(m.product.price or 0))),
+            ("newest", lambda m: -m.product.created_at),
+        ]:
+            again = service.rank(query, Filters.of(price_max=11.5), 12, 0.0, Arrange.of(sort))
+            assert sorted(m.product.id for m in again.matches) == sorted(ids)  # the same relevant set
+            assert [m.product.id for m in again.matches] == [m.product.id for m in sorted(relevant.matches, key=key)]
+            assert [m.rank for m in again.matches] == list(range(1, len(ids) + 1))
+        everything = service.rank(query, Filters(), 12, None, Arrange.of("price_asc"))
+        prices = [m.product.price for m in everything.matches]
+        assert None in prices and prices[prices.index(None) :] == [None] * (
+            len(prices) - prices.index(None)
+        )  # no price last
+        top = {m.product.id for m in service.rank(query, Filters(), 12).matches}
+        assert {m.product.id for m in everything.matches} == top  # never the cheapest of the whole catalog
+
+
+def _prices(products, ids):
+    by_id = {p.id: p for p in products}
+    return [by_id[i].price for i in ids]

@@ -15,9 +15,10 @@ from similarity.ui import launch_options
 from .helpers import make_image
 from .test_app_handlers import seeded_service
 
-ENDPOINTS = {"/search_image", "/search_text", "/similar_to", "/catalog_map"}
+ENDPOINTS = {"/search_image", "/search_text", "/similar_to", "/catalog_map", "/search_regions"}
 ENDPOINTS |= {"/saved_products", "/save_product", "/unsave_product"}  # accounts: see test_saved_api.py
 FILTERS = ["categories", "brands", "colors", "tags"]
+STEERING = ["more", "less", "liked", "disliked", "price_min", "price_max", "sort", "within_best", "collapse_duplicates"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def check_matches(result: dict, top_k: int, thumbnail: tuple[str, ...] = ("http:
     assert all(m["thumbnail"].startswith(thumbnail) for m in matches)  # links by default
     scores = [m["score"] for m in matches]
     assert scores == sorted(scores, reverse=True)
-    assert set(result["facets"]) == {"categories", "brands", "colors", "tags"} and "search" in result["timings_ms"]
+    assert set(result["facets"]) == {"categories", "brands", "colors", "tags", "price"}
+    assert "search" in result["timings_ms"]
     return matches
 
 
@@ -52,10 +54,11 @@ def test_only_the_three_named_endpoints_are_public(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == ENDPOINTS
     params = {p["parameter_name"]: p for p in endpoints["/search_image"]["parameters"]}
-    assert list(params) == [*["image", "url", "text", "text_weight", "top_k", "min_score"], *FILTERS, "thumbnails"]
+    assert list(params) == [*["image", "url", "text", "text_weight", "top_k", "min_score"], *FILTERS, "thumbnails",
+                            *STEERING]  # fmt: skip
     assert params["brands"]["python_type"]["type"] == "list[str]" and params["top_k"]["parameter_default"] == 12
     for name in ("/search_text", "/similar_to"):
-        assert [p["parameter_name"] for p in endpoints[name]["parameters"]][-5:] == [*FILTERS, "thumbnails"]
+        assert [p["parameter_name"] for p in endpoints[name]["parameters"]][-14:] == [*FILTERS, "thumbnails", *STEERING]
     assert not list(Path(ui.__file__).parent.glob("*.pyi"))  # building the app wrote nothing into the package
 
 
@@ -112,3 +115,29 @@ def test_unreadable_upload_is_an_app_error_and_the_app_keeps_serving(client, tmp
     with pytest.raises(AppError, match="not a supported image"):
         client.predict(image=handle_file(str(fake)), api_name="/search_image")
     check_matches(client.predict(image=handle_file(photo), top_k=2, api_name="/search_image"), 2)
+
+
+def test_steering_keywords(client, photo):
+    plain = client.predict(image=handle_file(photo), top_k=6, api_name="/search_image")
+    first = plain["matches"][0]["id"]
+    steered = client.predict(image=handle_file(photo), top_k=6, disliked=[first[:12]], more=["leather bag"],
+                             less=["red"], liked=[plain["matches"][3]["id"]], api_name="/search_image")  # fmt: skip
+    assert first not in [m["id"] for m in steered["matches"]]
+    assert steered["query"]["steering"]["disliked"] == [first] and steered["query"]["steering"]["less"] == ["red"]
+    by_text = client.predict(text="bag", more=["brown"], sort="newest", within_best=1.5, api_name="/search_text")
+    assert by_text["query"]["steering"] == {"more": ["brown"]} and by_text["matches"]
+    similar = client.predict(product_id=first, collapse_duplicates=True, top_k=4, api_name="/similar_to")
+    assert first not in [m["id"] for m in similar["matches"]]
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"disliked": ["no-such-product"]}, "No product has an id starting with 'no-such-product'"),
+        ({"price_min": 30, "price_max": 5}, "The price range is reversed"),
+        ({"sort": "cheapest"}, "Unknown sort 'cheapest'"),
+    ],
+)
+def test_bad_steering_values_are_short_errors(client, keywords, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(text="bag", **keywords, api_name="/search_text")

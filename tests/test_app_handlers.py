@@ -156,7 +156,8 @@ def test_json_export_matches_the_gallery(handlers, photo):
     assert scores == sorted(scores, reverse=True)
     assert {m["category"] for m in data["matches"]} == {"shoes"}
     assert data["filters"]["categories"] == ["shoes"] and data["model"] == handlers.service.model_id
-    assert "thumbnail" not in data["matches"][0] and set(data["facets"]) == {"categories", "brands", "colors", "tags"}
+    assert "thumbnail" not in data["matches"][0]
+    assert set(data["facets"]) == {"categories", "brands", "colors", "tags", "price"}
 
 
 def test_filter_change_reranks_from_the_kept_vector(handlers, embedder, photo):

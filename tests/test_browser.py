@@ -139,7 +139,7 @@ def test_upload_filter_and_more_like_this(page, app_url, photo):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-more-like-this.png"), full_page=True)
 
-    page.get_by_role("button", name="Clear").click()
+    page.get_by_role("button", name="Clear", exact=True).click()
     page.locator("#search-categories").wait_for(state="hidden")
     assert page.locator("#results-gallery .thumbnail-item").count() == 0
 

@@ -105,10 +105,11 @@ def _snapshot(path: Path) -> dict[str, np.ndarray]:
     return dict(zip(batch.ids, batch.vectors, strict=True))
 
 
-def test_seed_killed_mid_run_resumes_without_duplicates(tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"], ids=["threads", "processes"])
+def test_seed_killed_mid_run_resumes_without_duplicates(tmp_path, workers):
     _make_folder(tmp_path / "photos", 160)
     source, killed = f"folder:{tmp_path / 'photos'}", tmp_path / "killed.db"
-    args = ["-m", "data_seed", "--source", source, "--batch-size", "8", "--no-progress"]
+    args = ["-m", "data_seed", "--source", source, "--batch-size", "8", "--workers", workers, "--no-progress"]
     env = {**os.environ, **TINY_ENV, "SIMILARITY_STORE": f"sqlite:///{killed}"}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, **quiet)

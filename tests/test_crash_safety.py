@@ -30,8 +30,9 @@ def _make_folder(root: Path) -> None:
         (root / f"p{i:03d}.png").write_bytes(image_bytes(make_image(colour, (800 + i % 17, 600), shape=i)))
 
 
-def _seed_cmd(folder: Path, db: Path) -> tuple[list[str], dict[str, str]]:
+def _seed_cmd(folder: Path, db: Path, workers: str = "0") -> tuple[list[str], dict[str, str]]:
     args = [sys.executable, "-m", "data_seed", "--source", f"folder:{folder}", "--batch-size", str(BATCH)]
+    args += ["--workers", workers]
     env = {**os.environ, **TINY_ENV, "SIMILARITY_STORE": f"sqlite:///{db}", "SIMILARITY_TAGGER": "off"}
     return [*args, "--no-progress"], env
 
@@ -74,11 +75,12 @@ def _kill_once(cmd: list[str], env: dict[str, str], db: Path, batches: int, dela
         proc.wait(timeout=30)
 
 
-def test_repeated_kills_during_one_seeding_match_a_clean_run(tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"], ids=["threads", "processes"])
+def test_repeated_kills_during_one_seeding_match_a_clean_run(tmp_path, workers):
     _make_folder(tmp_path / "photos")
     killed, clean = tmp_path / "killed.db", tmp_path / "clean.db"
-    cmd, env = _seed_cmd(tmp_path / "photos", killed)
-    clean_cmd, clean_env = _seed_cmd(tmp_path / "photos", clean)
+    cmd, env = _seed_cmd(tmp_path / "photos", killed, workers)
+    clean_cmd, clean_env = _seed_cmd(tmp_path / "photos", clean)  # the reference: the thread path
     # The clean reference run goes alongside the kill loop; the two never share a file.
     reference = subprocess.Popen(clean_cmd, cwd=ROOT, env=clean_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     rng = np.random.default_rng(7)

@@ -18,12 +18,18 @@ from similarity.store import open_store
 from .helpers import image_bytes, make_image
 
 
-def test_demo_catalog_is_deterministic_and_covers_every_category(tiny_embedder):
+@pytest.fixture(params=[0, 2], ids=["threads", "processes"])
+def workers(request) -> int:
+    """Each seeding test runs on both paths: decoding in threads (0) and in two worker processes."""
+    return request.param
+
+
+def test_demo_catalog_is_deterministic_and_covers_every_category(tiny_embedder, workers):
     items = list(demo_items())
     assert len(items) >= 48
     assert [i.read() for i in items[:3]] == [i.read() for i in list(demo_items())[:3]]
     store = open_store("memory://")
-    report = seed_source("demo", store, tiny_embedder, progress=False)
+    report = seed_source("demo", store, tiny_embedder, progress=False, workers=workers)
     assert report.added == len(items) and store.count() == len(items)
     products = [p for batch in store.iter_products(vectors=False) for p in batch]
     assert {p.category for p in products} == set(CATEGORIES) - {"other"}
@@ -48,11 +54,12 @@ def write_folder(root, broken: bool = True):
     )
 
 
-def test_folder_with_metadata_and_broken_files(tmp_path, tiny_embedder):
+def test_folder_with_metadata_and_broken_files(tmp_path, tiny_embedder, workers):
     write_folder(tmp_path / "photos")
     store = open_store("memory://")
     out = io.StringIO()
-    report = seed_source(f"folder:{tmp_path / 'photos'}", store, tiny_embedder, progress=False, out=out)
+    source = f"folder:{tmp_path / 'photos'}"
+    report = seed_source(source, store, tiny_embedder, progress=False, out=out, workers=workers)
     assert (report.added, report.present, report.skipped, report.failed) == (3, 0, 2, 0)
     assert report.summary() == "added 3, already present 0, skipped 2, failed 0"
     assert report.exit_code == 0
@@ -66,32 +73,32 @@ def test_folder_with_metadata_and_broken_files(tmp_path, tiny_embedder):
     assert by_name["loose"].category == "other"
 
 
-def test_rerun_adds_nothing(tmp_path, tiny_embedder):
+def test_rerun_adds_nothing(tmp_path, tiny_embedder, workers):
     write_folder(tmp_path / "photos", broken=False)
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
-    first = seed_source(f"folder:{tmp_path / 'photos'}", store, tiny_embedder, progress=False)
+    first = seed_source(f"folder:{tmp_path / 'photos'}", store, tiny_embedder, progress=False, workers=workers)
     version = store.version()
-    again = seed_source(f"folder:{tmp_path / 'photos'}", store, tiny_embedder, progress=False)
+    again = seed_source(f"folder:{tmp_path / 'photos'}", store, tiny_embedder, progress=False, workers=workers)
     assert first.added == 3 and (again.added, again.present) == (0, 3)
     assert store.count() == 3 and store.version() == version and again.exit_code == 0
 
 
-def test_duplicate_images_in_one_run_are_stored_once(tmp_path, tiny_embedder):
+def test_duplicate_images_in_one_run_are_stored_once(tmp_path, tiny_embedder, workers):
     root = tmp_path / "dups"
     root.mkdir()
     data = image_bytes(make_image())
     for name in ("a.png", "b.png", "c.png"):
         (root / name).write_bytes(data)
     store = open_store("memory://")
-    report = seed_source(f"folder:{root}", store, tiny_embedder, progress=False, batch_size=1)
+    report = seed_source(f"folder:{root}", store, tiny_embedder, progress=False, batch_size=1, workers=workers)
     assert (report.added, report.present, store.count()) == (1, 2, 1)
 
 
-def test_nothing_added_with_failures_is_a_failing_exit(tmp_path, tiny_embedder):
+def test_nothing_added_with_failures_is_a_failing_exit(tmp_path, tiny_embedder, workers):
     root = tmp_path / "bad"
     root.mkdir()
     (root / "x.jpg").write_bytes(b"<html>nope</html>")
-    report = seed_source(f"folder:{root}", open_store("memory://"), tiny_embedder, progress=False)
+    report = seed_source(f"folder:{root}", open_store("memory://"), tiny_embedder, progress=False, workers=workers)
     assert (report.added, report.skipped, report.exit_code) == (0, 1, 1)
 
 
@@ -102,7 +109,7 @@ def test_limit_and_unknown_source(tiny_embedder):
         seed_source("s3:bucket", store, tiny_embedder)
 
 
-def test_hf_dataset_saved_to_disk(tmp_path, tiny_embedder):
+def test_hf_dataset_saved_to_disk(tmp_path, tiny_embedder, workers):
     datasets = pytest.importorskip("datasets")
     pictures = [make_image((40 * i, 90, 200 - 30 * i), shape=i) for i in range(4)]
     table = datasets.Dataset.from_dict(
@@ -124,7 +131,8 @@ def test_hf_dataset_saved_to_disk(tmp_path, tiny_embedder):
     table.save_to_disk(str(tmp_path / "ds"))
     store = open_store("memory://")
     columns = Columns(image="img", name="title", category="masterCategory", brand="brandName")
-    report = seed_source(f"hf:{tmp_path / 'ds'}", store, tiny_embedder, progress=False, columns=columns)
+    source = f"hf:{tmp_path / 'ds'}"
+    report = seed_source(source, store, tiny_embedder, progress=False, columns=columns, workers=workers)
     assert report.added == 4
     products = {p.name: p for batch in store.iter_products(vectors=False) for p in batch}
     assert products["Dataset item 1"].category == "shoes" and products["Dataset item 1"].brand == "acme"

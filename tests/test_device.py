@@ -215,6 +215,10 @@ def test_spaces_gpu_wraps_the_model_calls_only_on_zerogpu(monkeypatch):
     wrapped.embed_texts(["a red bag"])
     assert spaces.calls == ["_probe_now", "_encode_images", "_encode_texts"]  # the probe runs on the GPU too
     assert_unit_float32(vectors)
+    from similarity.explain import Explainer
+
+    heat, _ = Explainer(wrapped).explain(make_image(), make_image((30, 30, 200), shape=1))
+    assert spaces.calls[-1] == "_forward" and heat.shape == Explainer(wrapped).grid()  # "why": a GPU call too
     assert Settings.from_env({"SPACES_ZERO_GPU": "true"}).zero_gpu and not Settings.from_env({}).zero_gpu
     monkeypatch.setitem(sys.modules, "spaces", None)  # not installed
     with pytest.raises(ConfigError, match="pip install spaces"):

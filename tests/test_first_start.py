@@ -15,7 +15,7 @@ from data_seed.fetch import UrlImages
 from data_seed.first_start import FirstStartSeeder
 from data_seed.options import DatasetOptions
 from similarity.config import Settings
-from similarity.errors import ConfigError
+from similarity.errors import ConfigError, SimilarityError
 from similarity.images import UrlGuard
 from similarity.search import SearchService
 from similarity.store import open_store
@@ -194,3 +194,40 @@ def test_seeding_status_lines():
     assert both.splitlines()[0].startswith("⏳ Seeding") and "Loading the image model" in both
     notice = fmt.loading_status(True, None, "ready", {"active": False, "notice": "Could not seed <b>x</b>"})
     assert "<b>" not in notice and notice.startswith("⚠️ Could not seed")
+
+
+def test_a_search_through_the_api_while_the_first_start_fills_an_empty_catalog_says_so(tiny_embedder):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    import app
+    from similarity.ingest import ItemOutcome
+    from similarity.ui import launch_options
+
+    gate = threading.Event()
+
+    def slow_source(spec, store, embedder, *, on_outcome, **options):  # 120 items read, none stored yet
+        for i in range(120):
+            on_outcome(ItemOutcome(f"p{i}.png", "skipped", reason="still fetching"))
+        gate.wait(30)
+        return seed_source("demo", store, embedder, limit=3, progress=False)
+
+    service = SearchService(open_store("memory://"), tiny_embedder)
+    seeder = seed_if_empty(service, Settings(seed_source="hf:shop/catalog", seed_limit=2000), seed=slow_source)
+    demo = app.build_demo(service, seeder=seeder)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
+    try:
+        assert wait_for(lambda: seeder.status().done == 120)
+        with pytest.raises(
+            AppError, match=r"The catalog is being filled: 120 of 2,000 products; try again in a moment"
+        ):
+            Client(url, verbose=False).predict(text="red running shoe", api_name="/search_text")
+        gate.set()
+        seeder.thread.join(timeout=60)
+        assert len(service.search(text="red running shoe").matches) == 3  # filled: searches answer
+        service.store.delete(service.store.load_vectors().ids)
+        with pytest.raises(SimilarityError, match=r"The catalog is empty\. Add products first"):  # seeding is over
+            service.search(text="red running shoe")
+    finally:
+        gate.set()
+        demo.close()

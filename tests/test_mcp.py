@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import base64
 import io
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +22,7 @@ from similarity.ui import launch_options
 from .helpers import image_bytes, make_image
 from .test_app_handlers import seeded_service
 
-SEARCH_TOOLS = {"search_image", "search_text", "similar_to"}
+SEARCH_TOOLS = {"search_image", "search_text", "similar_to", "search_regions"}
 MAX_CHARS = 10_000  # what an agent can read in one tool result without truncation
 
 
@@ -60,11 +60,11 @@ def call(app_url: str, tool: str, **arguments: Any):
 
 
 def answer(result) -> tuple[str, dict]:
-    """The tool result's text and the object it spells (Gradio writes the dict as a Python literal)."""
+    """The tool result's text and the object it spells: JSON text, not a Python literal."""
     assert not result.isError, result.content
     (content,) = result.content
     assert content.type == "text"
-    return content.text, ast.literal_eval(content.text)
+    return content.text, json.loads(content.text)
 
 
 def photo_data_url(rgb=(30, 60, 200)) -> str:
@@ -179,3 +179,16 @@ def test_saved_product_tools_ask_for_sign_in_as_the_http_api_does(served):
     for tool, arguments in saved.items():
         refused = call(served[0], tool, **arguments)
         assert refused.isError and refused.content[0].text == "Sign in to save products."
+
+
+def test_steering_keywords_through_mcp(served):
+    url, _ = served
+    tools = {t.name: t for t in mcp(url, lambda s: s.list_tools()).tools}
+    steering = {"more", "less", "liked", "disliked", "price_min", "price_max", "sort", "within_best"}
+    for name in SEARCH_TOOLS:
+        assert steering | {"collapse_duplicates"} <= set(tools[name].inputSchema["properties"])
+        sort = tools[name].inputSchema["properties"]["sort"]
+        assert "reorders only the relevant results" in f"{sort.get('description')} {tools[name].description}"
+    top = answer(call(url, "search_text", text="bag", top_k=3))[1]["matches"][0]["id"]
+    _, steered = answer(call(url, "search_text", text="bag", top_k=3, disliked=[top], less=["red"], sort="price_asc"))
+    assert top not in [m["id"] for m in steered["matches"]] and steered["query"]["steering"]["less"] == ["red"]

@@ -9,14 +9,16 @@ import pytest
 from bson.binary import Binary, BinaryVectorDtype
 
 from similarity.errors import StoreError
-from similarity.records import Filters
+from similarity.records import Filters, PriceRange
 from similarity.store.mongo.codec import binary_vectors, next_timestamp, to_document, to_product, to_vector
 from similarity.store.mongo.pipelines import (
     browse_facet_pipeline,
+    catalog_price_pipeline,
     facet_counts,
     facet_plan,
     match_filter,
     num_candidates,
+    price_range,
     search_pipeline,
     to_cosine,
     to_search_score,
@@ -97,10 +99,10 @@ def test_score_conversion_round_trips(cosine):
 
 
 def test_facet_plan_is_disjunctive_and_shares_queries():
-    assert facet_plan(Filters()) == {Filters(): ["categories", "brands", "colors", "tags"]}
+    assert facet_plan(Filters()) == {Filters(): ["categories", "brands", "colors", "tags", "price"]}
     filters = Filters.of(brands=["acme"], colors=["red"])
     assert facet_plan(filters) == {
-        Filters.of(brands=["acme"], colors=["red"]): ["categories", "tags"],
+        Filters.of(brands=["acme"], colors=["red"]): ["categories", "tags", "price"],
         Filters.of(colors=["red"]): ["brands"],
         Filters.of(brands=["acme"]): ["colors"],
     }
@@ -111,7 +113,7 @@ def test_vector_facet_pipeline():
     pipeline = vector_facet_pipeline(VECTOR, filters, ["categories", "colors"], 300, "vi", min_score=0.2)
     stage = pipeline[0]["$vectorSearch"]
     assert (stage["limit"], stage["numCandidates"], stage["filter"]) == (300, 6000, {"colors": {"$in": ["red"]}})
-    assert pipeline[1] == {"$project": {"score": SCORE, "category": 1, "brand": 1, "colors": 1, "tags": 1}}
+    assert pipeline[1] == {"$project": {"score": SCORE, "category": 1, "brand": 1, "colors": 1, "tags": 1, "price": 1}}
     assert pipeline[2] == {"$match": {"score": {"$gte": pytest.approx(0.6)}}}
     assert pipeline[3] == {
         "$facet": {
@@ -141,6 +143,7 @@ def test_index_definition_without_quantization():
             {"type": "filter", "path": "brand"},
             {"type": "filter", "path": "colors"},
             {"type": "filter", "path": "tags"},
+            {"type": "filter", "path": "price"},
         ]
     }
 
@@ -199,3 +202,57 @@ def test_timestamps_move_forward_in_whole_milliseconds():
     assert next_timestamp(future) == future + dt.timedelta(milliseconds=1)
     now = next_timestamp(None)
     assert now.microsecond % 1000 == 0 and now.tzinfo is dt.UTC
+
+
+def test_price_range_filter_is_gte_lte_on_price_inside_vector_search():
+    filters = Filters.of(categories=["bags"], price_min=10, price_max="49.5")
+    stage = search_pipeline(VECTOR, filters, 12, "vi")[0]["$vectorSearch"]
+    assert stage["filter"] == {"$and": [{"category": {"$in": ["bags"]}}, {"price": {"$gte": 10.0, "$lte": 49.5}}]}
+    assert match_filter(Filters.of(price_max=20)) == {"price": {"$lte": 20.0}}
+    assert match_filter(Filters.of(price_min=0)) == {"price": {"$gte": 0.0}}
+    assert "price" in {f["path"] for f in vector_index_definition(512)["fields"] if f["type"] == "filter"}
+
+
+def test_price_facet_is_the_range_among_candidates_without_the_price_bounds():
+    filters = Filters.of(colors=["red"], price_min=5, price_max=9)
+    plan = facet_plan(filters)
+    assert plan[Filters.of(colors=["red"])] == ["price"]  # the price bounds are left out of their own facet
+    assert plan[Filters.of(price_min=5, price_max=9)] == ["colors"]
+    pipeline = vector_facet_pipeline(VECTOR, Filters.of(colors=["red"]), ["price"], 300, "vi")
+    priced = {"$cond": [{"$isNumber": "$price"}, 1, 0]}
+    assert pipeline[-1] == {
+        "$facet": {
+            "price": [
+                {
+                    "$group": {
+                        "_id": None,
+                        "min": {"$min": "$price"},
+                        "max": {"$max": "$price"},
+                        "priced": {"$sum": priced},
+                        "count": {"$sum": 1},
+                    }
+                }
+            ]
+        }
+    }
+    assert price_range({"price": [{"_id": None, "min": 3, "max": 80.5, "priced": 7, "count": 9}]}) == PriceRange(
+        3.0, 80.5, 7, 2
+    )
+    assert price_range({"price": [{"_id": None, "min": None, "max": None, "priced": 0, "count": 4}]}) == PriceRange(
+        None, None, 0, 4
+    )
+    assert price_range({}) == PriceRange()
+    assert catalog_price_pipeline()[0]["$group"]["priced"] == {"$sum": priced}
+
+
+def test_catalog_price_pipeline_runs_on_a_collection():
+    """The catalog's price range as Atlas computes it (a plain $group, so mongomock runs it too)."""
+    import mongomock
+
+    coll = mongomock.MongoClient().db.products
+    coll.insert_many(
+        [{"_id": "a", "price": 10.0}, {"_id": "b", "price": None}, {"_id": "c"}, {"_id": "d", "price": 55.5}]
+    )
+    assert price_range({"price": list(coll.aggregate(catalog_price_pipeline()))}) == PriceRange(10.0, 55.5, 2, 2)
+    coll.delete_many({})
+    assert price_range({"price": list(coll.aggregate(catalog_price_pipeline()))}) == PriceRange()

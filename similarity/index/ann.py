@@ -20,7 +20,7 @@ from .graph import HnswGraph, graph_path
 
 if TYPE_CHECKING:
     from ..records import Facets, Filters
-    from ..store.base import CatalogStore, Ranking
+    from ..store.base import CatalogStore, PriceRange, Ranking
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,9 @@ class AnnIndex:
 
     def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
         return self.exact.browse(filters, offset, limit)
+
+    def price_range(self) -> PriceRange:
+        return self.exact.price_range()
 
     def _exact(
         self, vector: np.ndarray, mask: np.ndarray | None, matching: int, n: int, min_score: float | None

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from ..records import FACET_GROUPS, Facets, Filters
-from ..store.base import Ranking, VectorBatch
+from ..store.base import PriceRange, Ranking, VectorBatch
 from .columns import Columns, codes_of, name_rank, postings_of
 from .rows import Buffer, IdOrder, Lineage, live_mask
 
@@ -36,13 +36,15 @@ class VectorIndex:
             vocab: dict[str, int] = {}
             columns[attr] = (vocab, codes_of(values, vocab, max((len(v) for v in values), default=0) or 1))
         ids = np.asarray(batch.ids, dtype=object)
-        self._setup(ids, Buffer.of(matrix), columns, np.argsort(ids.astype(str), kind="stable").astype(np.int64))
+        order = np.argsort(ids.astype(str), kind="stable").astype(np.int64)
+        self._setup(ids, Buffer.of(matrix), columns, order, Buffer.of(batch.price_column()))
 
-    def _setup(self, ids: np.ndarray, matrix: Buffer, columns: Columns, order: np.ndarray) -> None:
+    def _setup(self, ids: np.ndarray, matrix: Buffer, columns: Columns, order: np.ndarray, prices: Buffer) -> None:
         """Rows with encoded facet columns (per attribute: value -> code, a (rows, width) code matrix,
-        -1 = none) and their id order; the postings (value -> rows) are derived here."""
+        -1 = none), prices (NaN = none) and their id order; the postings (value -> rows) are derived here."""
         self.rows = len(ids)  # physical rows, dead ones included
         self._matrix = matrix
+        self._prices = prices
         self._ids = Buffer.of(ids)
         self._alive: Buffer | None = None  # the live-row mask; None: every row is live
         self.live = self.rows
@@ -74,6 +76,11 @@ class VectorIndex:
         return self._matrix.view(self.rows)
 
     @property
+    def prices(self) -> np.ndarray:
+        """Price of every physical row (NaN: none)."""
+        return self._prices.view(self.rows)
+
+    @property
     def columns(self) -> dict[str, tuple[list[str], np.ndarray]]:
         return {attr: (list(vocab), self._codes[attr].view(self.rows)) for attr, vocab in self._vocab.items()}
 
@@ -91,7 +98,7 @@ class VectorIndex:
         facets = {}
         for attr, (names, codes) in self.columns.items():
             facets[attr] = [tuple(names[c] for c in codes[r] if c >= 0) for r in rows]
-        return VectorBatch(self.ids[rows].tolist(), self.matrix[rows].astype(np.float32), facets)
+        return VectorBatch(self.ids[rows].tolist(), self.matrix[rows].astype(np.float32), facets, self.prices[rows])
 
     def scores(self, vector: np.ndarray) -> np.ndarray:
         return self.scores_of(None, vector)
@@ -120,6 +127,9 @@ class VectorIndex:
                         buffer, n = postings[value]
                         group_mask[buffer.view(n)] = True
                 mask = group_mask if mask is None else mask & group_mask
+        if filters.priced:
+            in_range = filters.price_mask(self.prices)
+            mask = in_range if mask is None else mask & in_range
         return mask
 
     def mask(self, filters: Filters) -> np.ndarray | None:
@@ -183,7 +193,15 @@ class VectorIndex:
         facets: Facets = {}
         for group, attr in FACET_GROUPS.items():
             facets[group] = self.counts(attr, rows_for(filters.without(group))[:facet_n])
-        return Ranking([self.ids[r] for r in rows], [float(s) for s in scores], facets)
+        prices = self.price_range(rows_for(filters.without_price())[:facet_n])
+        return Ranking([self.ids[r] for r in rows], [float(s) for s in scores], facets, prices)
+
+    def price_range(self, rows: np.ndarray | None = None) -> PriceRange:
+        """The price range of ``rows`` (None: every live row) and how many of them have no price."""
+        if rows is None:
+            rows = self.live_rows()
+        prices = self.prices[rows]
+        return PriceRange.of(prices[~np.isnan(prices)], len(rows))
 
     def counts(self, attr: str, rows: np.ndarray) -> dict[str, int]:
         """How often each value of ``attr`` occurs in ``rows``, by count desc then value."""
@@ -240,6 +258,7 @@ class VectorIndex:
         out.rows = n + k
         out._matrix = self._matrix.append(n, np.asarray(batch.vectors, dtype=self._matrix.data.dtype))
         out._ids = self._ids.append(n, np.asarray(batch.ids, dtype=object))
+        out._prices = self._prices.append(n, batch.price_column())
         out._vocab, out._codes, out._postings = {}, {}, {}
         for attr, values in batch.facets.items():
             vocab = out._vocab[attr] = dict(self._vocab[attr])
@@ -273,12 +292,13 @@ class VectorIndex:
         columns = {attr: (dict(vocab), self._codes[attr].view(self.rows)[rows]) for attr, vocab in self._vocab.items()}
         out = object.__new__(VectorIndex)
         matrix = Buffer.gathered(self.matrix, rows)
-        out._setup(self.ids[rows], matrix, columns, remap[self.order.rows(self.ids, self.alive)])
+        order = remap[self.order.rows(self.ids, self.alive)]
+        out._setup(self.ids[rows], matrix, columns, order, Buffer.of(self.prices[rows]))
         return out, remap
 
     def memory_bytes(self) -> int:
         """Bytes of the arrays behind this snapshot, spare capacity and the id -> row map included."""
-        total = self._matrix.data.nbytes + self._ids.data.nbytes + self.order.base.nbytes
+        total = self._matrix.data.nbytes + self._ids.data.nbytes + self.order.base.nbytes + self._prices.data.nbytes
         total += sum(b.data.nbytes for b in self._codes.values())
         total += sum(b.data.nbytes for postings in self._postings.values() for b, _ in postings.values())
         return total + (self.alive.nbytes if self.alive is not None else 0) + sys.getsizeof(self.lineage.row_of)

@@ -27,10 +27,11 @@ from ..config import Settings
 from ..errors import EmptyCatalogError, SimilarityError
 from ..store.base import CatalogStore, Ranker, Ranking
 from .exact import StalePatch, VectorIndex
+from .torch_scores import GPU_GRAPH_ROWS, TorchScorer, gpu_scorer
 
 if TYPE_CHECKING:
     from ..records import Facets, Filters
-    from ..store.base import ChangeSet, VectorBatch
+    from ..store.base import ChangeSet, PriceRange, VectorBatch
     from .ann import AnnIndex
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,12 @@ class StoreIndex(Ranker):
         background: bool = False,
         ann: AnnBuilder | None = None,
         tuning: Tuning | None = None,
+        scorer: TorchScorer | None = None,
     ) -> None:
         self.store = store
         self.tuning = tuning or Tuning()
         self.ann = ann or hnsw_builder  # the ANN seam: tests hand in their own builder
+        self.scorer = scorer  # exact search on a GPU (``torch_scores.py``); None: numpy on the CPU
         self.settings = settings or Settings()  # ann_threshold, vector_dtype
         self.progress = progress  # progress bar while an ANN graph is (re)built
         self.background = background
@@ -142,7 +145,7 @@ class StoreIndex(Ranker):
             return None
         if isinstance(index, VectorIndex):
             new: VectorIndex | AnnIndex = patch.index
-            if len(new) > self.settings.ann_threshold and not self._building():  # grew past the threshold
+            if len(new) > self._graph_rows(new) and not self._building():  # grew past the threshold
                 new = self._with_graph(patch.index, None, version)
             return new
         ann = index.patched(patch)  # type: ignore[union-attr]
@@ -215,7 +218,7 @@ class StoreIndex(Ranker):
 
     def _load(self, version: str) -> VectorIndex | AnnIndex:
         exact = VectorIndex(self.store.load_vectors(), self.settings.vector_dtype)
-        if not len(exact) or len(exact) <= self.settings.ann_threshold:
+        if not len(exact) or len(exact) <= self._graph_rows(exact):
             return exact
         previous = None if isinstance(self._index, VectorIndex) else self._index  # an ANN index to update
         return self._with_graph(exact, previous, version)
@@ -253,11 +256,22 @@ class StoreIndex(Ranker):
                 self._index = self._with_graph(current_exact, merged, self._version or version) if big else merged
             # else a reload replaced the rows since; that snapshot has its own job
 
+    def _graph_rows(self, exact: VectorIndex) -> int:
+        """Catalogs above this many rows get an ANN graph (far more when a GPU holds the matrix)."""
+        on_gpu = self.scorer is not None and self.scorer.fits(exact.rows, exact.matrix.shape[1])
+        return max(self.settings.ann_threshold, GPU_GRAPH_ROWS) if on_gpu else self.settings.ann_threshold
+
     def rank(self, vector: np.ndarray, filters: Filters, top_k: int, min_score: float | None, facet_n: int) -> Ranking:
-        return self.current().rank(vector, filters, top_k, min_score, facet_n)
+        index, scorer = self.current(), self.scorer
+        if scorer is not None and isinstance(index, VectorIndex) and scorer.fits(index.rows, index.matrix.shape[1]):
+            return scorer.rank(index, vector, filters, top_k, min_score, facet_n)
+        return index.rank(vector, filters, top_k, min_score, facet_n)
 
     def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
         return self.current().browse(filters, offset, limit)
+
+    def price_range(self) -> PriceRange:
+        return self.current().price_range()
 
 
 def _exact(index: VectorIndex | AnnIndex) -> VectorIndex:
@@ -284,6 +298,10 @@ def hnsw_builder(
     return ann.attach(exact, store, version, previous, progress)
 
 
-def default_ranker(store: CatalogStore, settings: Settings, *, background: bool = False) -> Ranker:
-    """The store's own ranker (Atlas), else the shared in-memory index over it."""
-    return store.ranker() or StoreIndex(store, settings, background=background)
+def default_ranker(
+    store: CatalogStore, settings: Settings, *, background: bool = False, device: object = None
+) -> Ranker:
+    """The store's own ranker (Atlas), else the shared in-memory index over it, scoring on ``device`` when it is a
+    CUDA GPU (not on ZeroGPU: CUDA is lent there only inside the model's calls)."""
+    scorer = None if settings.zero_gpu else gpu_scorer(device)
+    return store.ranker() or StoreIndex(store, settings, background=background, scorer=scorer)

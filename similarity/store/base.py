@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ..errors import LimitError, ModelMismatchError, StoreError
-from ..records import FACET_GROUPS, Product
+from ..records import FACET_GROUPS, PriceRange, Product
 
 if TYPE_CHECKING:
     from ..records import Facets, Filters
@@ -31,13 +31,22 @@ class VectorBatch:
     ids: list[str]
     vectors: np.ndarray
     facets: dict[str, list[tuple[str, ...]]]
+    prices: np.ndarray | None = None  # float64 per row, NaN = no price (None: no row has one)
 
     @classmethod
     def from_products(cls, products: Sequence[Product], dim: int = 0) -> VectorBatch:
         vectors = [p.embedding for p in products]
         matrix = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
         facets = {attr: [p.facet(attr) for p in products] for attr in FACET_ATTRIBUTES}
-        return cls([p.id for p in products], np.ascontiguousarray(matrix), facets)
+        return cls([p.id for p in products], np.ascontiguousarray(matrix), facets, price_column(products))
+
+    def price_column(self) -> np.ndarray:
+        return np.full(len(self.ids), np.nan) if self.prices is None else np.asarray(self.prices, dtype=np.float64)
+
+
+def price_column(rows: Sequence[Any], get: Callable[[Any], Any] = lambda p: p.price) -> np.ndarray:
+    """Prices of ``rows`` as float64, NaN where there is none."""
+    return np.asarray([np.nan if (v := get(r)) is None else float(v) for r in rows], dtype=np.float64)
 
 
 @dataclasses.dataclass
@@ -53,11 +62,13 @@ class UpsertReport:
 
 @dataclasses.dataclass
 class Ranking:
-    """A ranked page of ids with cosine scores, plus disjunctive facet counts."""
+    """A ranked page of ids with cosine scores, plus disjunctive facet counts and the candidates'
+    price range (under every filter but the price range itself; None: the ranker cannot tell)."""
 
     ids: list[str]
     scores: list[float]
     facets: Facets
+    prices: PriceRange | None = None
 
 
 # -- saved products: records and the per-user cap (the methods are at the end of CatalogStore) --------
@@ -88,6 +99,10 @@ class Ranker(abc.ABC):
     @abc.abstractmethod
     def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
         """A page of ids in catalog order, the total that pass the filters, and facet counts."""
+
+    def price_range(self) -> PriceRange | None:
+        """The catalog's price range and how many products have no price (None: the ranker cannot tell)."""
+        return None
 
     def warm(self) -> None:  # noqa: B027 - optional hook
         """Load what the first query needs ahead of it (a server-side ranker needs nothing)."""

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .base import FACET_ATTRIBUTES, ChangeSet, VectorBatch
+from .base import FACET_ATTRIBUTES, ChangeSet, VectorBatch, price_column
 
 SCHEMA = """
 CREATE INDEX IF NOT EXISTS products_updated_at ON products(updated_at);
@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS tombstones (id TEXT PRIMARY KEY, removed_at REAL NOT 
 CREATE INDEX IF NOT EXISTS tombstones_removed_at ON tombstones(removed_at);
 """
 TOMBSTONE_DAYS = 30  # removals older than this are forgotten; an older marker means a full reload
-VECTOR_COLUMNS = "id, embedding, category, brand, colors, tags"
+VECTOR_COLUMNS = "id, embedding, category, brand, colors, tags, price"
 
 
 def open_feed(db: sqlite3.Connection) -> None:
@@ -92,7 +92,7 @@ def vector_batch(rows: list[tuple]) -> VectorBatch:
         "colors": [_values(r[4]) for r in rows],
         "tags": [_values(r[5]) for r in rows],
     }
-    return VectorBatch([r[0] for r in rows], matrix.copy(), facets)
+    return VectorBatch([r[0] for r in rows], matrix.copy(), facets, price_column(rows, lambda r: r[6]))
 
 
 @functools.lru_cache(maxsize=4096)

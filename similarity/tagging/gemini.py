@@ -142,15 +142,22 @@ class GeminiTagger:
 
     # -- the call ------------------------------------------------------------------------------
     def _ask(self, image: Image.Image) -> Any:
+        return self.ask(image, PROMPT, response_schema())
+
+    def ask(self, image: Image.Image, prompt: str, schema: dict[str, Any], **options: Any) -> Any:
+        """One structured request about a photo (e.g. region boxes): the parsed JSON answer, None when
+        it is not valid JSON. ``options`` go to ``GenerateContentConfig`` (e.g. ``temperature``).
+        Raises ``TaggingError`` with a short, key-free reason; same budget and retries as tagging."""
         from google.genai import types
 
         client = self._get_client()
         config = types.GenerateContentConfig(
             response_mime_type="application/json",
-            response_schema=response_schema(),
+            response_schema=schema,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+            **options,
         )
-        contents = [types.Part.from_bytes(data=_jpeg(image), mime_type="image/jpeg"), PROMPT]
+        contents = [types.Part.from_bytes(data=_jpeg(image), mime_type="image/jpeg"), prompt]
         self._calls.deadline = time.monotonic() + self.budget_s
         try:
             response = client.models.generate_content(model=self.model, contents=contents, config=config)

@@ -8,19 +8,35 @@ and the docstrings are the MCP tools' descriptions.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import gradio as gr
 
+from ..arrange import SORTS
 from ..errors import SimilarityError
 from ..records import Thumbnails
 from ..search import DEFAULT_TOP_K, Query, SearchService
+from ..steering import Steering
 from .files import UiFiles
 from .handlers import user_errors
-from .ranking import RankArgs
+from .ranking import STEER_INPUTS, RankArgs
 from .thumbs import DEFAULT_THUMBNAILS, ThumbnailLinks
 
 MAX_MAP_POINTS = 100_000  # points per /catalog_map call (a 1M catalog is paged with offset)
+MCP_CALLER = ("x-gradio-user", "mcp")  # the header Gradio's MCP server puts on its calls to the app
+
+
+def for_caller(data: dict[str, Any], request: gr.Request | None) -> Any:
+    """An endpoint's answer: the object itself, or for an MCP tool call its JSON text.
+
+    Gradio's MCP server hands agents ``str()`` of the output, a Python literal; an output that is a JSON
+    string (a JSON document whose root is a string, for the ``gr.JSON`` component) reaches them as is."""
+    headers = getattr(request, "headers", None) if request is not None else None
+    name, value = MCP_CALLER
+    if headers is not None and (headers.get(name) or "").lower() == value:
+        return json.dumps(json.dumps(data, ensure_ascii=False))
+    return data
 
 
 class SearchApi:
@@ -42,8 +58,17 @@ class SearchApi:
         colors: list[str] | None = None,
         tags: list[str] | None = None,
         thumbnails: str = DEFAULT_THUMBNAILS,
+        more: list[str] | None = None,
+        less: list[str] | None = None,
+        liked: list[str] | None = None,
+        disliked: list[str] | None = None,
+        price_min: float | None = None,
+        price_max: float | None = None,
+        sort: str = "relevance",
+        within_best: float | None = None,
+        collapse_duplicates: bool = False,
         request: gr.Request | None = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         """Find catalog products that look like a photo.
 
         Args:
@@ -58,18 +83,28 @@ class SearchApi:
             colors: keep only products with one of these colours.
             tags: keep only products with one of these tags.
             thumbnails: "url" (default; a link to a small JPEG on this app), "data" (inline base64) or "none".
+            more: texts to get more of, e.g. ["leather"] (each pulls the results towards it).
+            less: texts to get less of, e.g. ["red"].
+            liked: ids (or unique id prefixes) of products to get more like.
+            disliked: ids of products to leave out and get less like.
+            price_min: keep only products priced at least this (products without a price are left out).
+            price_max: keep only products priced at most this.
+            sort: "relevance" (default), "price_asc", "price_desc" or "newest"; reorders only the relevant results.
+            within_best: keep only products scoring within this of the best match, e.g. 0.05.
+            collapse_duplicates: fold near-identical results into the better-ranked one ("near_identical" ids).
         Returns:
             an object; "matches": the most similar products, best first, each with id, name, category, brand
             colors, tags, price, description and "score" (cosine similarity, higher is closer)
             "thumbnail": per match, an image URL on this app ("url"), a data: URL ("data") or null ("none")
-            "facets": counts per category, brand, colour and tag; "timings_ms"; "model"
+            "facets": counts per category, brand, colour and tag, and "price" (the candidates' range); "timings_ms"
         """
         if not image and not (url or "").strip():
             raise SimilarityError("Give a photo (image) or an image URL (url) to search with.")
-        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags, *steer_args(locals()))
         links = self.thumbs.for_request(thumbnails, request)
+        steering = Steering.of(more, less, liked, disliked)
         query = self.service.encode(image or None, url=url, text=text, text_weight=float(text_weight))
-        return self._rank(query, args, links)
+        return self._rank(query, args, links, steering, request)
 
     @user_errors
     def search_text(
@@ -82,8 +117,17 @@ class SearchApi:
         colors: list[str] | None = None,
         tags: list[str] | None = None,
         thumbnails: str = DEFAULT_THUMBNAILS,
+        more: list[str] | None = None,
+        less: list[str] | None = None,
+        liked: list[str] | None = None,
+        disliked: list[str] | None = None,
+        price_min: float | None = None,
+        price_max: float | None = None,
+        sort: str = "relevance",
+        within_best: float | None = None,
+        collapse_duplicates: bool = False,
         request: gr.Request | None = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         """Find catalog products matching a description, e.g. "black leather backpack".
 
         Args:
@@ -95,17 +139,27 @@ class SearchApi:
             colors: keep only products with one of these colours.
             tags: keep only products with one of these tags.
             thumbnails: "url" (default; a link to a small JPEG on this app), "data" (inline base64) or "none".
+            more: texts to get more of, e.g. ["leather"] (each pulls the results towards it).
+            less: texts to get less of, e.g. ["red"].
+            liked: ids (or unique id prefixes) of products to get more like.
+            disliked: ids of products to leave out and get less like.
+            price_min: keep only products priced at least this (products without a price are left out).
+            price_max: keep only products priced at most this.
+            sort: "relevance" (default), "price_asc", "price_desc" or "newest"; reorders only the relevant results.
+            within_best: keep only products scoring within this of the best match, e.g. 0.05.
+            collapse_duplicates: fold near-identical results into the better-ranked one ("near_identical" ids).
         Returns:
             an object; "matches": the most similar products, best first, each with id, name, category, brand
             colors, tags, price, description and "score" (cosine similarity, higher is closer)
             "thumbnail": per match, an image URL on this app ("url"), a data: URL ("data") or null ("none")
-            "facets": counts per category, brand, colour and tag; "timings_ms"; "model"
+            "facets": counts per category, brand, colour and tag, and "price" (the candidates' range); "timings_ms"
         """
         if not (text or "").strip():
             raise SimilarityError("Type a description to search for (text).")
-        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags, *steer_args(locals()))
         links = self.thumbs.for_request(thumbnails, request)
-        return self._rank(self.service.encode(text=text), args, links)
+        steering = Steering.of(more, less, liked, disliked)
+        return self._rank(self.service.encode(text=text), args, links, steering, request)
 
     @user_errors
     def similar_to(
@@ -118,8 +172,17 @@ class SearchApi:
         colors: list[str] | None = None,
         tags: list[str] | None = None,
         thumbnails: str = DEFAULT_THUMBNAILS,
+        more: list[str] | None = None,
+        less: list[str] | None = None,
+        liked: list[str] | None = None,
+        disliked: list[str] | None = None,
+        price_min: float | None = None,
+        price_max: float | None = None,
+        sort: str = "relevance",
+        within_best: float | None = None,
+        collapse_duplicates: bool = False,
         request: gr.Request | None = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         """Find products similar to a catalog product ("more like this"); the product itself is left out.
 
         Args:
@@ -131,20 +194,30 @@ class SearchApi:
             colors: keep only products with one of these colours.
             tags: keep only products with one of these tags.
             thumbnails: "url" (default; a link to a small JPEG on this app), "data" (inline base64) or "none".
+            more: texts to get more of, e.g. ["leather"] (each pulls the results towards it).
+            less: texts to get less of, e.g. ["red"].
+            liked: ids (or unique id prefixes) of products to get more like.
+            disliked: ids of products to leave out and get less like.
+            price_min: keep only products priced at least this (products without a price are left out).
+            price_max: keep only products priced at most this.
+            sort: "relevance" (default), "price_asc", "price_desc" or "newest"; reorders only the relevant results.
+            within_best: keep only products scoring within this of the best match, e.g. 0.05.
+            collapse_duplicates: fold near-identical results into the better-ranked one ("near_identical" ids).
         Returns:
             an object; "matches": the most similar products, best first, each with id, name, category, brand
             colors, tags, price, description and "score" (cosine similarity, higher is closer)
             "thumbnail": per match, an image URL on this app ("url"), a data: URL ("data") or null ("none")
-            "facets": counts per category, brand, colour and tag; "timings_ms"; "model"
+            "facets": counts per category, brand, colour and tag, and "price" (the candidates' range); "timings_ms"
         """
         if not (product_id or "").strip():
             raise SimilarityError("Give the id of a catalog product (product_id).")
-        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags)
+        args = RankArgs.of(top_k, min_score, categories, brands, colors, tags, *steer_args(locals()))
         links = self.thumbs.for_request(thumbnails, request)
-        return self._rank(self.service.product_query(product_id.strip()), args, links)
+        steering = Steering.of(more, less, liked, disliked)
+        return self._rank(self.service.product_query(product_id.strip()), args, links, steering, request)
 
     @user_errors
-    def catalog_map(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+    def catalog_map(self, limit: int | None = None, offset: int = 0, request: gr.Request | None = None) -> Any:
         """The catalog map: every product's position in a 2-D layout of the embeddings, page by page.
 
         Args:
@@ -158,13 +231,20 @@ class SearchApi:
         limit, offset = _whole(limit, "limit", MAX_MAP_POINTS), _whole(offset, "offset", 0)
         catalog_map = self.service.catalog_map
         if catalog_map is None:
-            return {"method": "off", "catalog_version": "", "points": [], "total": 0, "status": "off",
-                    "note": "The catalog map is turned off on this server."}  # fmt: skip
-        return catalog_map.points(min(limit, MAX_MAP_POINTS), offset)
+            return for_caller({"method": "off", "catalog_version": "", "points": [], "total": 0, "status": "off",
+                               "note": "The catalog map is turned off on this server."}, request)  # fmt: skip
+        return for_caller(catalog_map.points(min(limit, MAX_MAP_POINTS), offset), request)
 
-    def _rank(self, query: Query, args: RankArgs, links: Thumbnails) -> dict[str, Any]:
-        result = args.rank(self.service, query)
-        return result.to_dict(thumbnails=links)
+    def _rank(
+        self, query: Query, args: RankArgs, links: Thumbnails, steering: Steering, request: gr.Request | None
+    ) -> Any:
+        result = args.rank(self.service, self.service.steer(query, steering) if steering else query)
+        return for_caller(result.to_dict(thumbnails=links), request)
+
+
+def steer_args(values: dict[str, Any]) -> list[Any]:
+    """An endpoint's price range, sort, cutoff and collapse values in ``STEER_INPUTS`` order."""
+    return [values[name] for name in STEER_INPUTS]
 
 
 def _whole(value: Any, name: str, default: int) -> int:
@@ -178,3 +258,26 @@ def _whole(value: Any, name: str, default: int) -> int:
     if not number.is_integer() or number < 0:
         raise SimilarityError(f"{name} must be a whole number, 0 or more.")
     return int(number)
+
+
+def steering_inputs() -> list[Any]:
+    """Hidden components behind the endpoints' steering keywords (``more`` … ``collapse_duplicates``)."""
+    texts = [
+        gr.Dropdown([], value=[], multiselect=True, allow_custom_value=True, label=name)
+        for name in ("more", "less", "liked", "disliked")
+    ]
+    for free in texts:  # any strings, not an empty enum, in the API docs
+        free.api_info = string_list_info
+    return [
+        *texts,
+        gr.Number(None, label="price_min"),
+        gr.Number(None, label="price_max"),
+        gr.Dropdown(list(SORTS), value="relevance", allow_custom_value=True, label="sort"),  # our own message
+        gr.Number(None, label="within_best"),
+        gr.Checkbox(False, label="collapse_duplicates"),
+    ]
+
+
+def string_list_info() -> dict[str, Any]:
+    """A list of strings, in the API docs."""
+    return {"type": "array", "items": {"type": "string"}}

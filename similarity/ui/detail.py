@@ -104,6 +104,8 @@ class DetailView(NamedTuple):
     more: Any
     close: Any
     selected: Any
+    like: Any  # 👍 / 👎: steering chips (ui/steer.py wires them)
+    dislike: Any
 
 
 def detail_view() -> DetailView:
@@ -116,8 +118,10 @@ def detail_view() -> DetailView:
             with gr.Row():
                 save = gr.Button(SAVE, variant="primary", elem_id="detail-save")
                 more = gr.Button("More like this", variant="secondary", elem_id="detail-more")
+                like = gr.Button("👍", size="sm", scale=0, min_width=44, elem_id="detail-like")
+                dislike = gr.Button("👎", size="sm", scale=0, min_width=44, elem_id="detail-dislike")
                 close = gr.Button("Close", size="sm", scale=0, elem_id="detail-close")
-    return DetailView(panel, image, info, save, more, close, gr.State(None))
+    return DetailView(panel, image, info, save, more, close, gr.State(None), like, dislike)
 
 
 def wire_detail(

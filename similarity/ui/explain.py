@@ -83,6 +83,8 @@ class ExplainHandlers:
     def _query_image(self, image: Any, url: str | None, session: SearchSession) -> Image.Image:
         """The photo the search used: the upload, the URL, or the catalog product of "more like this"."""
         query = session.query
+        if getattr(session, "crop", None) is not None:  # a region of the photo (the region view)
+            return session.crop
         if query.source_id:
             source = self._product(query.source_id)
             if source.thumbnail:

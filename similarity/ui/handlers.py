@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, TypeVar
 import gradio as gr
 
 from ..errors import SimilarityError
-from ..records import FACET_GROUPS, Product, SearchResult
+from ..records import FACET_GROUPS, PriceRange, Product, SearchResult
 from ..search import Query, SearchService
 from . import format as fmt
 from .files import UiFiles
@@ -64,6 +64,8 @@ class SearchSession:
     tag_job: Future | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     tags_shown: bool = False
+    prices: PriceRange | None = None  # the last ranking's candidates' price range
+    crop: Any = None  # the part of the photo searched now (region view): "Why this match?" explains it
 
 
 class SearchOutputs(NamedTuple):
@@ -90,12 +92,15 @@ class SearchHandlers:
     # ``*ranking``: the ranking inputs in ``RANK_INPUTS`` order (top-k, min score, the four filter
     # groups), then the session where the event has one; ``RankArgs.from_inputs`` reads them.
     @user_errors
-    def search(self, image: Any, url: str | None, text: str | None, text_weight: float, *ranking: Any) -> SearchOutputs:
-        """A new search from the photo, URL and/or text (decodes and embeds once)."""
+    def search(
+        self, image: Any, url: str | None, text: str | None, text_weight: float, *ranking: Any, steering: Any = None
+    ) -> SearchOutputs:
+        """A new search from the photo, URL and/or text (decodes and embeds once); ``steering`` (ui/steer.py)."""
         args, _ = RankArgs.from_inputs(ranking)
         query = self.service.encode(image or None, url=url, text=text, text_weight=float(text_weight))
         job = self._start_tagging(query)
         query = dataclasses.replace(query, image=None)  # the tagger has it; do not keep pixels in the session
+        query = self.service.steer(query, steering) if steering else query
         fresh = SearchSession(query, tag_job=job)
         panel = TAGGING if job is not None else self._no_tags_text(query)
         return self._show(fresh, args, panel)
@@ -174,6 +179,7 @@ class SearchHandlers:
         session.ids = [m.product.id for m in result.matches]
         session.scores = [m.score for m in result.matches]
         session.timings = dict(result.timings_ms)
+        session.prices = result.prices
         gallery = [(self.files.thumbnail(m.product), fmt.caption(m.product, m.score)) for m in result.matches]
         kind = session.query.kind
         source = fmt.source_html(kind, session.query.text, session.source, len(result.matches))

@@ -11,10 +11,12 @@ import gradio as gr
 from ..accounts import Accounts
 from ..errors import SimilarityError
 from ..records import CATEGORIES, COLORS
+from ..regions.search import RegionSearch
 from ..saved import SavedProducts
 from ..search import DEFAULT_TOP_K, SearchService, device_label
 from . import format as fmt
-from .api import SearchApi
+from . import steer
+from .api import SearchApi, steering_inputs, string_list_info
 from .catalog import READ_ONLY, WRITABLE, CatalogHandlers
 from .catalog_edit import EditHandlers, build_edit_panel
 from .detail import DetailHandlers, detail_view, wire_detail
@@ -24,6 +26,8 @@ from .files import UiFiles
 from .handlers import SearchHandlers
 from .map import MapHandlers, build_map_tab
 from .map_select import SelectionHandlers, build_selection_panel
+from .regions import RegionHandlers, build_region_view, wire_regions
+from .regions_api import RegionsApi, wire_regions_api
 from .saved import SavedHandlers, browser_state, build_saved_tab
 from .saved_api import SavedApi, build_saved_api
 from .thumbs import DEFAULT_THUMBNAILS, THUMBNAIL_MODES
@@ -58,7 +62,9 @@ def build_blocks(
     detail = DetailHandlers(saved, files)
     saved_tab = SavedHandlers(service, saved, files, accounts)
     search = SearchHandlers(service, files)
+    steering = steer.SteerHandlers(service, search)
     catalog = CatalogHandlers(service, files)
+    region_search = RegionSearch(service)  # one per app: the Gemini boxes' cache is shared by page and API
     info = _info(service)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
@@ -71,7 +77,7 @@ def build_blocks(
         _loading_status(service, seeding)
         with gr.Tabs():
             with gr.Tab("Search", id="search"):
-                parts = _search_tab(search, _example_paths(service, files), detail, browser)
+                parts = _search_tab(search, steering, _example_paths(service, files), detail, browser, region_search)
                 build_explain_panel(ExplainHandlers(service), parts.image, parts.url, parts.session, parts.gallery)
             with gr.Tab("Saved", id="saved") as saved_page:
                 refresh = build_saved_tab(saved_tab, browser, demo)
@@ -85,7 +91,7 @@ def build_blocks(
         footer = gr.Markdown(_footer(service), elem_id="footer")
         if info["precision"] is None:  # auto is still probing: each page load shows the choice so far
             demo.load(lambda: _footer(service), outputs=footer, api_visibility="private", queue=False)
-        _api(SearchApi(service, files))
+        _api(SearchApi(service, files), RegionsApi(service, files, region_search))
         build_saved_api(SavedApi(saved))
     demo.queue(default_concurrency_limit=2, max_size=32)  # 2 vCPUs; a bounded queue sheds load
     return demo
@@ -119,7 +125,14 @@ class SearchParts(NamedTuple):
     gallery: Any
 
 
-def _search_tab(handlers: SearchHandlers, examples: list[str], detail: DetailHandlers, browser: Any) -> SearchParts:
+def _search_tab(
+    handlers: SearchHandlers,
+    steering: steer.SteerHandlers,
+    examples: list[str],
+    detail: DetailHandlers,
+    browser: Any,
+    region_search: RegionSearch,
+) -> SearchParts:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=300, elem_id="query-column"):
             image = gr.Image(
@@ -132,11 +145,13 @@ def _search_tab(handlers: SearchHandlers, examples: list[str], detail: DetailHan
             )
             url = gr.Textbox(label="…or an image URL", placeholder="https://example.com/shoe.jpg", max_lines=1)
             text = gr.Textbox(label="Describe it (optional)", placeholder="e.g. red leather handbag", max_lines=1)
+            boxes = steer.steer_boxes()  # More of… / Less of…
             with gr.Row():
                 go = gr.Button("Search", variant="primary", elem_id="search-btn")
                 clear = gr.ClearButton(value="Clear")
             with gr.Group(elem_id="search-filters"):
                 groups = _filter_groups("search")
+            controls, price_note = steer.rank_controls(steering)  # price range, sort, cutoff, collapse
             with gr.Accordion("Search options", open=False):
                 text_weight = gr.Slider(0, 1, 0.5, step=0.05, label="Text weight (photo + text searches)")
                 top_k = gr.Slider(1, 48, DEFAULT_TOP_K, step=1, label="Results")
@@ -146,7 +161,9 @@ def _search_tab(handlers: SearchHandlers, examples: list[str], detail: DetailHan
                             cache_examples=False, examples_per_page=EXAMPLES, **PRIVATE)  # fmt: skip
         with gr.Column(scale=5, min_width=320):
             source = gr.HTML(START_HINT, elem_id="results-source")
-            shown = detail_view()  # a clicked result: details, Save, More like this
+            region_view, region_state = build_region_view()  # "Found in your photo" (ui/regions.py)
+            shown = detail_view()  # a clicked result: details, Save, More like this, 👍/👎
+            feedback = steer.feedback_row()  # the 👍/👎 chips, Refine, Clear steering
             gallery = gr.Gallery(
                 label="Similar products",
                 show_label=False,
@@ -157,6 +174,7 @@ def _search_tab(handlers: SearchHandlers, examples: list[str], detail: DetailHan
                 buttons=[],
                 elem_id="results-gallery",
             )
+            strip = steer.vote_strip()  # 👍/👎 for every result
             with gr.Row(equal_height=True):
                 timings = gr.Markdown("", elem_id="timings")
                 download = gr.DownloadButton("Download JSON", size="sm", scale=0, elem_id="download-json")
@@ -167,26 +185,34 @@ def _search_tab(handlers: SearchHandlers, examples: list[str], detail: DetailHan
             session = gr.State(None)
 
     outputs = [gallery, source, *groups, timings, download, session, tag_panel]
-    ranking = [top_k, min_score, *groups]  # RANK_INPUTS order (ui/ranking.py)
-    new_search = {"fn": handlers.search, "inputs": [image, url, text, text_weight, *ranking, session]}
+    ranking = [top_k, min_score, *groups, *controls]  # RANK_INPUTS order (ui/ranking.py)
+    steered = [boxes.more, boxes.less, feedback.chips]
+    new_search = {"fn": steering.search, "inputs": [*steered, image, url, text, text_weight, *ranking, session]}
     common = {"outputs": outputs, "concurrency_id": "search", **PRIVATE}
     tags = {"fn": handlers.show_tags, "inputs": [session], "outputs": [tag_panel, timings], **PRIVATE}
     tags["concurrency_limit"] = 8  # it only waits for the background tagger
     detected = {"fn": handlers.apply_detected, "inputs": [detect, *ranking, session], "show_progress": "hidden"}
     detect.input(**detected, **common)
-    for searched in (
+    searches = (
         gr.on([go.click, url.submit, text.submit], **new_search, **common),
-        image.change(**{**new_search, "fn": handlers.auto_search}, **common, trigger_mode="always_last"),
-    ):
+        image.change(**{**new_search, "fn": steering.auto_search}, **common, trigger_mode="always_last"),
+    )
+    for searched in searches:
         searched.then(None, js=SCROLL_TO_RESULTS, **PRIVATE)
         searched.then(**tags, show_progress="hidden").then(**detected, **common)
     rerank = {"fn": handlers.rerank, "inputs": [text_weight, *ranking, session], "show_progress": "minimal"}
     triggers = [g.input for g in groups] + [top_k.release, min_score.release, text_weight.release]
-    gr.on(triggers, **rerank, **common, trigger_mode="always_last")
+    triggers += [*(c.submit for c in controls[:2]), *(c.blur for c in controls[:2]), controls[2].input]
+    triggers += [controls[3].release, controls[4].input]  # price range, sort, within best, collapse
+    reranked = gr.on(triggers, **rerank, **common, trigger_mode="always_last")
+    page = (image, url, ranking, session, outputs)
+    wire_regions(RegionHandlers(handlers, region_search), region_view, region_state, searches, reranked, clear, page)
     wire_detail(shown, detail, gallery, handlers.similar, ranking, session, browser, outputs)
-    clear.add([image, url, text, gallery, timings])
+    steer.wire(steering, boxes, feedback, strip, price_note, shown, (text_weight, ranking, session, outputs))
+    clear.add([image, url, text, gallery, timings, *boxes])
     reset = [session, source, tag_panel, *groups]
     clear.click(lambda: (None, START_HINT, TAG_HINT, *[_hidden_group()] * len(groups)), outputs=reset, **PRIVATE)
+    clear.click(lambda: ([], steer.chip_view([])), outputs=[feedback.chips, feedback.view], **PRIVATE)  # chips too
     return SearchParts(image, url, session, ranking, gallery)
 
 
@@ -250,7 +276,7 @@ def _add_products(handlers: CatalogHandlers, store_info: Any, browse_in: list, b
     )
 
 
-def _api(api: SearchApi) -> None:
+def _api(api: SearchApi, regions: RegionsApi) -> None:
     """Hidden components behind the named endpoints; parameter names come from the functions."""
     with gr.Column(visible=False):
         image = gr.File(label="image", type="filepath")
@@ -265,13 +291,14 @@ def _api(api: SearchApi) -> None:
             for name, choices in (("categories", CATEGORIES), ("brands", ()), ("colors", COLORS), ("tags", ()))
         ]
         for free in filters[1::2]:  # brands, tags: any strings, not an empty enum, in the API docs
-            free.api_info = _string_list_info  # (a Dropdown subclass would make Gradio write a .pyi file)
+            free.api_info = string_list_info  # (a Dropdown subclass would make Gradio write a .pyi file)
         thumbnails = gr.Dropdown(list(THUMBNAIL_MODES), value=DEFAULT_THUMBNAILS, label="thumbnails")
         limit = gr.Number(None, label="limit", precision=0)
         offset = gr.Number(0, label="offset", precision=0)
+        steering = steering_inputs()  # more, less, liked, disliked, price range, sort, within_best, collapse
         result = gr.JSON(label="result")
         trigger = gr.Button()
-    common = [top_k, min_score, *filters, thumbnails]
+    common = [top_k, min_score, *filters, thumbnails, *steering]
     endpoints = [
         (api.search_image, [image, url, text, text_weight, *common], "search_image"),
         (api.search_text, [text, *common], "search_text"),
@@ -280,10 +307,7 @@ def _api(api: SearchApi) -> None:
     for fn, inputs, name in endpoints:
         trigger.click(fn, inputs, result, api_name=name, concurrency_id="search")
     trigger.click(api.catalog_map, [limit, offset], result, api_name="catalog_map", concurrency_id="map")
-
-
-def _string_list_info() -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "string"}}
+    wire_regions_api(regions, trigger, [image, url, text, text_weight], common, result)
 
 
 def _example_paths(service: SearchService, files: UiFiles) -> list[str]:

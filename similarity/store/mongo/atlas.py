@@ -15,18 +15,21 @@ from pymongo.errors import ConnectionFailure, OperationFailure
 
 from ...errors import EmptyCatalogError, StoreError
 from ...records import FACET_GROUPS, Facets, Filters
-from ..base import Ranker, Ranking
+from ..base import PriceRange, Ranker, Ranking
 from .codec import to_vector
 from .connection import AUTH_CODES, Connection
 from .pipelines import (
     MAX_CANDIDATES,
+    PRICE,
     browse_facet_pipeline,
+    catalog_price_pipeline,
     definition_key,
     describe_definition,
     facet_plan,
     index_status,
     match_filter,
     merge_facets,
+    price_range,
     search_pipeline,
     to_cosine,
     vector_facet_pipeline,
@@ -140,18 +143,28 @@ class AtlasRanker(Ranker):
             raise EmptyCatalogError("The catalog is empty. Add products first: python -m data_seed --source demo")
         pairs = sorted((-to_cosine(r["score"]), str(r["_id"])) for r in rows)
         pairs = [(-s, i) for s, i in pairs if min_score is None or -s >= min_score][:top_k]
-        facets = self.facets(vector, filters, facet_n, min_score)
-        return Ranking([i for _, i in pairs], [s for s, _ in pairs], facets)
+        facets, prices = self.facets(vector, filters, facet_n, min_score)
+        return Ranking([i for _, i in pairs], [s for s, _ in pairs], facets, prices)
 
-    def facets(self, vector: np.ndarray, filters: Filters, facet_n: int, min_score: float | None) -> Facets:
-        """Disjunctive counts over the best ``facet_n`` candidates, one ``$vectorSearch`` per distinct filter."""
+    def facets(
+        self, vector: np.ndarray, filters: Filters, facet_n: int, min_score: float | None
+    ) -> tuple[Facets, PriceRange]:
+        """Disjunctive counts over the best ``facet_n`` candidates, one ``$vectorSearch`` per distinct filter,
+        and the candidates' price range (under every filter but the price range)."""
         limit = min(int(facet_n), MAX_CANDIDATES)
         out: Facets = {}
+        prices = PriceRange()
         for others, groups in facet_plan(filters).items():
             pipeline = vector_facet_pipeline(vector, others, groups, limit, self.store.index_name, min_score)
             rows = self._aggregate(pipeline, "count facets")
             out.update(merge_facets(rows[0] if rows else {}, groups))
-        return {group: out[group] for group in FACET_GROUPS}
+            if PRICE in groups:
+                prices = price_range(rows[0] if rows else {})
+        return {group: out[group] for group in FACET_GROUPS}, prices
+
+    def price_range(self) -> PriceRange:
+        rows = self._aggregate(catalog_price_pipeline(), "read the price range")
+        return price_range({PRICE: rows})
 
     def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
         where = match_filter(filters)

@@ -11,12 +11,14 @@ from typing import Any
 import numpy as np
 
 from ...records import FACET_GROUPS, Facets, Filters
+from ..base import PriceRange
 
 EMBEDDING_PATH = "embedding"
 MAX_CANDIDATES = 10_000  # Atlas limit for numCandidates (and for limit)
 MIN_CANDIDATES = 200
 CANDIDATES_PER_RESULT = 20
-FILTER_FIELDS = tuple(FACET_GROUPS.values())  # category, brand, colors, tags
+FILTER_FIELDS = (*FACET_GROUPS.values(), "price")  # category, brand, colors, tags; price for the range filter
+PRICE = "price"  # the price range "facet": min, max, priced and unpriced among the candidates
 QUANTIZATIONS = ("scalar", "binary")
 _SCORE = {"$meta": "vectorSearchScore"}
 
@@ -38,6 +40,9 @@ def to_search_score(cosine: float) -> float:
 def match_filter(filters: Filters) -> dict[str, Any]:
     """OR within a group (``$in``), AND across groups (``$and``); ``{}`` when nothing is ticked."""
     clauses = [{FACET_GROUPS[g]: {"$in": list(values)}} for g, values in filters.groups().items() if values]
+    if filters.priced:  # a range never matches a missing price ($gte/$lte compare numbers with numbers)
+        bounds = {"$gte": filters.price_min, "$lte": filters.price_max}
+        clauses.append({"price": {k: float(v) for k, v in bounds.items() if v is not None}})
     if not clauses:
         return {}
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -73,15 +78,20 @@ def search_pipeline(
 
 def facet_stage(groups: Iterable[str]) -> dict[str, Any]:
     """``$facet`` with one count per value of each group's attribute (``$unwind`` handles lists and scalars)."""
-    return {
-        "$facet": {
-            group: [
-                {"$unwind": f"${FACET_GROUPS[group]}"},
-                {"$group": {"_id": f"${FACET_GROUPS[group]}", "count": {"$sum": 1}}},
-            ]
-            for group in groups
-        }
-    }
+    return {"$facet": {group: _price_range() if group == PRICE else _counts(group) for group in groups}}
+
+
+def _counts(group: str) -> list[dict[str, Any]]:
+    return [
+        {"$unwind": f"${FACET_GROUPS[group]}"},
+        {"$group": {"_id": f"${FACET_GROUPS[group]}", "count": {"$sum": 1}}},
+    ]
+
+
+def _price_range() -> list[dict[str, Any]]:
+    priced = {"$cond": [{"$isNumber": "$price"}, 1, 0]}
+    group = {"_id": None, "min": {"$min": "$price"}, "max": {"$max": "$price"}, "priced": {"$sum": priced}}
+    return [{"$group": {**group, "count": {"$sum": 1}}}]
 
 
 def facet_plan(filters: Filters) -> dict[Filters, list[str]]:
@@ -89,6 +99,7 @@ def facet_plan(filters: Filters) -> dict[Filters, list[str]]:
     plan: dict[Filters, list[str]] = {}
     for group in FACET_GROUPS:
         plan.setdefault(filters.without(group), []).append(group)
+    plan.setdefault(filters.without_price(), []).append(PRICE)  # the range among candidates, whatever its bounds
     return plan
 
 
@@ -121,7 +132,23 @@ def facet_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def merge_facets(results: Mapping[str, Iterable[Mapping[str, Any]]], groups: Iterable[str]) -> Facets:
-    return {group: facet_counts(results.get(group, ())) for group in groups}
+    return {group: facet_counts(results.get(group, ())) for group in groups if group != PRICE}
+
+
+def price_range(results: Mapping[str, Iterable[Mapping[str, Any]]]) -> PriceRange:
+    """The ``price`` entry of a ``$facet`` result (or of a plain ``$group``) as a ``PriceRange``."""
+    rows = list(results.get(PRICE, ()))
+    if not rows:
+        return PriceRange()
+    row = rows[0]
+    priced, count = int(row.get("priced") or 0), int(row.get("count") or 0)
+    low, high = row.get("min"), row.get("max")
+    return PriceRange(float(low) if priced else None, float(high) if priced else None, priced, count - priced)
+
+
+def catalog_price_pipeline() -> list[dict[str, Any]]:
+    """The catalog's price range and how many products have no price (the price control's bounds)."""
+    return _price_range()
 
 
 def vector_index_definition(dimensions: int, quantization: str | None = None) -> dict[str, Any]:

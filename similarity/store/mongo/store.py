@@ -34,6 +34,7 @@ from ..base import (
     UpsertReport,
     VectorBatch,
     check_editable,
+    price_column,
 )
 from . import changes as feed
 from .atlas import AtlasRanker, VectorSearchIndex
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_VECTOR_PROJECTION = {"_id": 1, "embedding": 1, **{attr: 1 for attr in FACET_ATTRIBUTES}}
+_VECTOR_PROJECTION = {"_id": 1, "embedding": 1, "price": 1, **{attr: 1 for attr in FACET_ATTRIBUTES}}
 _INDEXED = (*FACET_ATTRIBUTES, "updated_at")  # updated_at keeps version() cheap
 
 
@@ -323,14 +324,16 @@ def _batch(docs: Any) -> VectorBatch:
     ids: list[str] = []
     vectors: list[np.ndarray] = []
     facets: dict[str, list[tuple[str, ...]]] = {attr: [] for attr in FACET_ATTRIBUTES}
+    prices: list[Any] = []
     for doc in docs:
         if doc.get("embedding") is None:
             continue
         ids.append(doc["_id"])
+        prices.append(doc.get("price"))
         vectors.append(to_vector(doc["embedding"]))
         for attr in FACET_ATTRIBUTES:
             facets[attr].append(facet_tuple(doc.get(attr)))
-    return VectorBatch(ids, stack_vectors(vectors), facets)
+    return VectorBatch(ids, stack_vectors(vectors), facets, price_column(prices, lambda v: v))
 
 
 def _latest_update(coll: Any) -> dt.datetime | None:
