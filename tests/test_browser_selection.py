@@ -299,10 +299,9 @@ def make_docs_screenshots() -> None:
         demo, url, _ = served_app(store, embedder)
         open_map(page, url, 600)
         page.locator(f"{VIEW} .map-modes button[data-mode=lasso]").click()
-        box = page.locator(f"{VIEW} .map-chart").bounding_box()
-        cx, cy = box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.45
-        drag(page, [(cx + 120 * np.cos(a), cy + 90 * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 30)])
+        page.locator(f"{VIEW} .map-cluster-list button").nth(1).click()  # a cluster picked in the list
         page.locator("#map-selection-summary").get_by_text(re.compile(r"\d+ selected")).wait_for(timeout=WAIT_MS)
+        page.wait_for_timeout(1500)  # the gallery's thumbnails
         page.screenshot(path=str(ROOT / "docs" / "screenshot-map-selection.png"), full_page=True)
         demo.close()
         dup_store = open_store("memory://")
