@@ -22,7 +22,8 @@ click to add or remove a point">scroll · drag · click</span></div>
 <div class="map-side"><b>Clusters</b><ol class="map-cluster-list"></ol></div></div></div>"""
 CSS = """
 .map-view {position: relative;}
-.map-tools {display: flex; gap: 12px; align-items: center; font-size: .85em; margin-bottom: 4px;}
+.map-tools {display: flex; flex-wrap: wrap; gap: 6px 12px; align-items: center; font-size: .85em; margin-bottom: 4px;}
+.map-tools button, .map-tools label, .map-selected {white-space: nowrap;}
 .map-tools select, .map-tools button {border: 1px solid var(--border-color-primary); border-radius: 6px;
   padding: 2px 8px; background: var(--background-fill-primary);}
 .map-help {opacity: .6;}
