@@ -100,6 +100,11 @@ def test_boxes_are_drawn_and_a_region_a_box_and_the_whole_photo_drive_the_galler
     view = page.locator("#region-view .region-photo").bounding_box()
     assert view["width"] <= MOBILE["width"] and page.locator(BOXES).first.is_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= MOBILE["width"]
+
+    page.set_viewport_size(DESKTOP)
+    page.locator("#results-gallery .thumbnail-item").first.click()  # More like this: a product is the query now
+    page.locator("#detail-more").click()
+    page.locator("#region-view").wait_for(state="hidden", timeout=WAIT_MS)  # the photo's regions no longer apply
     page.close()
 
 

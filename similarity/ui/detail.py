@@ -133,9 +133,10 @@ def wire_detail(
     session: Any,
     browser: Any,
     outputs: list,
-) -> None:
+) -> Any:
     """A result click opens the detail view; More like this searches from it (ranked like the page) and
-    closes it; Save toggles the product in the user's (or this browser's) saved list."""
+    closes it; Save toggles the product in the user's (or this browser's) saved list. Returns the More like
+    this event."""
     private = {"api_visibility": "private"}
     shown = [view.panel, view.image, view.info, view.save, view.selected]
     gallery.select(handlers.open, [session, browser], shown, **private)
@@ -143,3 +144,4 @@ def wire_detail(
     searched.success(handlers.close, outputs=[view.panel, view.selected], **private)
     view.save.click(handlers.toggle_save, [view.selected, browser], [view.save, browser], **private)
     view.close.click(handlers.close, outputs=[view.panel, view.selected], **private)
+    return searched

@@ -206,8 +206,10 @@ def _search_tab(
     triggers += [controls[3].release, controls[4].input]  # price range, sort, within best, collapse
     reranked = gr.on(triggers, **rerank, **common, trigger_mode="always_last")
     page = (image, url, ranking, session, outputs)
-    wire_regions(RegionHandlers(handlers, region_search), region_view, region_state, searches, reranked, clear, page)
-    wire_detail(shown, detail, gallery, handlers.similar, ranking, session, browser, outputs)
+    regions = RegionHandlers(handlers, region_search)
+    wire_regions(regions, region_view, region_state, searches, reranked, clear, page)
+    more = wire_detail(shown, detail, gallery, handlers.similar, ranking, session, browser, outputs)
+    more.success(regions.reset, outputs=[region_view, region_state], **PRIVATE)  # a product is the query now
     steer.wire(steering, boxes, feedback, strip, price_note, shown, (text_weight, ranking, session, outputs))
     clear.add([image, url, text, gallery, timings, *boxes])
     reset = [session, source, tag_panel, *groups]
