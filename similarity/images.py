@@ -5,8 +5,9 @@ smallest 1/2, 1/3, ... scale whose sides stay >= ``DRAFT_SIZE`` (JPEG in the dec
 which is plenty for the model's 224 px input, the 384 px thumbnails and the tagger.
 
 Every input (upload, URL, CLI, seeding, catalog tab) passes through here, so limits, format checks,
-EXIF orientation and transparency handling live in one place. Errors are ``ImageError`` (or
-``UrlRefusedError``) with short messages that are safe to show; library exception text never leaks.
+EXIF orientation and transparency handling live in one place (the pixel work itself in ``pixels.py``).
+Errors are ``ImageError`` (or ``UrlRefusedError``) with short messages that are safe to show; library
+exception text never leaks.
 The URL guard itself lives in ``similarity.urlfetch``; its public names are re-exported here.
 """
 
@@ -16,12 +17,10 @@ import hashlib
 import io
 import os
 import stat
-import struct
 import threading
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 # Register exactly the decoders we accept (Image.open(formats=...) needs them loaded).
@@ -36,6 +35,7 @@ from PIL import (  # noqa: F401  # isort: skip
 )
 
 from .errors import ImageError
+from .pixels import DECODE_ERRORS, DRAFT_SIZE, normalise, shrink, upright_size
 from .urlfetch import DEFAULT_GUARD, MAX_URL_BYTES, UrlGuard, fetch_url, size_text
 
 __all__ = [  # URL names are re-exported: callers fetch through the image door
@@ -60,9 +60,6 @@ __all__ = [  # URL names are re-exported: callers fetch through the image door
 MAX_UPLOAD_BYTES = MAX_URL_BYTES  # uploads and URLs: 10 MB
 MAX_LOCAL_BYTES = 50 * 1024 * 1024  # local seeding files
 MAX_PIXELS = 60_000_000  # declared pixel cap (a 53 MP photo must pass)
-# JPEG draft target: big JPEGs decode at the smallest 1/2..1/8 DCT scale whose sides stay >= this,
-# 1.5x the model's 224 px input; the cheaper decode and smaller image make every later resize cheaper
-DRAFT_SIZE = 336
 MAX_SIDE = 1024  # returned images have longest side <= this
 
 ImageSource = bytes | bytearray | str | os.PathLike | Image.Image
@@ -78,33 +75,6 @@ _FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # the JPEG opener also
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
-_HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-# Everything Pillow's decoders are known to raise on hostile input; all of it becomes ImageError.
-_DECODE_ERRORS = (
-    OSError,
-    ValueError,
-    SyntaxError,
-    struct.error,
-    EOFError,
-    IndexError,
-    TypeError,
-    KeyError,
-    ZeroDivisionError,
-    RuntimeError,
-    MemoryError,
-    Image.DecompressionBombError,
-    Image.DecompressionBombWarning,
-)
 # warnings.catch_warnings mutates process-wide state; the lock keeps our own threads from interleaving it.
 _OPEN_LOCK = threading.Lock()
 
@@ -185,7 +155,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageError(f"The image has too many pixels (the limit is {max_pixels / 1e6:g} megapixels).") from None
     except UnidentifiedImageError:
         raise ImageError(DAMAGED if _looks_like_image(data) else NOT_IMAGE) from None
-    except _DECODE_ERRORS:
+    except DECODE_ERRORS:
         raise ImageError(DAMAGED) from None
     _check_pixels(img.size, max_pixels)
     return img
@@ -196,16 +166,16 @@ def _decode(data: bytes, max_pixels: int, max_side: int) -> tuple[Image.Image, s
         raise ImageError(EMPTY)
     _refuse_unsupported(data)
     img = _open(data, max_pixels)
-    size = _upright_size(img)  # before the draft decode shrinks it
+    size = upright_size(img)  # before the draft decode shrinks it
     try:
         if img.format in ("JPEG", "MPO"):
             img.draft("RGB", (DRAFT_SIZE, DRAFT_SIZE))  # a 50 MP photo decodes at 1/8 scale
         img.load()
         _check_pixels(img.size, max_pixels)  # GIF frames may grow the canvas while loading
-        return _normalise(img, max_side), img.format, size
+        return normalise(img, max_side), img.format, size
     except ImageError:
         raise
-    except _DECODE_ERRORS:
+    except DECODE_ERRORS:
         raise ImageError(DAMAGED) from None
 
 
@@ -214,94 +184,12 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, max_side: int = M
     return _decode(bytes(data), max_pixels, max_side)[0]
 
 
-def _upright_size(img: Image.Image) -> tuple[int, int]:
-    """The picture's width and height once its EXIF rotation is applied."""
-    width, height = img.size
-    return (height, width) if _orientation(img) in (5, 6, 7, 8) else (width, height)
-
-
-def _orientation(img: Image.Image) -> int:
-    try:
-        value = img.getexif().get(0x0112, 1)
-    except _DECODE_ERRORS:  # a broken EXIF block must not sink a good picture
-        return 1
-    return value if value in _TRANSPOSE else 1
-
-
-def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
-    arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
-    if img.mode.startswith("I;16"):
-        arr = arr / 257.0
-    else:
-        low, high = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-        if img.mode == "F" and low >= 0 and high <= 1:
-            arr = arr * 255.0
-        elif low >= 0 and 255 < high <= 65535:
-            arr = arr / 257.0
-        elif low < 0 or high > 65535:  # unknown range: stretch what is there
-            arr = (arr - low) * (255.0 / (high - low)) if high > low else np.zeros_like(arr)
-    gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-    return Image.fromarray(gray, "L").convert("RGB")
-
-
-def _flatten_on_white(img: Image.Image) -> Image.Image:
-    rgba = img.convert("RGBA")
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
-
-
-def _convert_mode(img: Image.Image) -> Image.Image:
-    if img.tell() != 0:  # animations: always the first frame
-        img.seek(0)
-    mode, transparent = img.mode, "transparency" in img.info
-    if mode == "RGB" and not transparent:
-        return img
-    if mode in _HIGH_DEPTH:
-        return _high_depth_to_rgb(img)
-    if mode in _ALPHA_MODES or transparent:
-        return _flatten_on_white(img)
-    return img.convert("RGB")
-
-
-def _shrink(
-    img: Image.Image,
-    max_side: int | None,
-    reducing_gap: float = 2.0,
-    resample: Image.Resampling = Image.Resampling.BICUBIC,
-) -> Image.Image:
-    width, height = img.size
-    if max_side is None or max(width, height) <= max_side:
-        return img
-    scale = max_side / max(width, height)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return img.resize(size, resample, reducing_gap=reducing_gap)
-
-
-def _reduce(img: Image.Image) -> Image.Image:
-    """Box-reduce by the largest whole factor that keeps both sides >= DRAFT_SIZE (JPEG draft, for any format)."""
-    factor = min(img.size) // DRAFT_SIZE
-    return img.reduce(factor) if factor >= 2 else img
-
-
-def _normalise(img: Image.Image, max_side: int | None) -> Image.Image:
-    orientation = _orientation(img)
-    out = _convert_mode(img)
-    if max_side is not None:  # a working image: at most max_side long, no more pixels than the model can use
-        out = _shrink(_reduce(out), max_side)
-    if orientation != 1:
-        out = out.transpose(_TRANSPOSE[orientation])
-    if out is img:
-        out = img.copy()  # never hand back (or later mutate) the caller's or the file-backed object
-    out.info = {}  # drop EXIF so nobody applies the orientation a second time
-    return out
-
-
 def to_rgb(img: Image.Image) -> Image.Image:
     """First frame, EXIF-transposed, 8-bit RGB with transparency flattened onto white (size unchanged)."""
     try:
         img.load()
-        return _normalise(img, None)
-    except _DECODE_ERRORS:
+        return normalise(img, None)
+    except DECODE_ERRORS:
         raise ImageError(DAMAGED) from None
 
 
@@ -318,8 +206,8 @@ def _load_pil(img: Image.Image, max_pixels: int, max_side: int) -> LoadedImage:
             img.seek(0)
         img.load()
         digest = _pil_sha256(img)
-        return LoadedImage(_normalise(img, max_side), digest, 0, img.format, _upright_size(img))
-    except _DECODE_ERRORS:
+        return LoadedImage(normalise(img, max_side), digest, 0, img.format, upright_size(img))
+    except DECODE_ERRORS:
         raise ImageError(DAMAGED) from None
 
 
@@ -349,7 +237,7 @@ def load_image(
 def make_thumbnail(image: Image.Image, max_side: int = 384, quality: int = 80) -> bytes:
     """JPEG bytes of ``image`` with longest side <= ``max_side``."""
     # box-reduce + bilinear and JPEG: ~1.6 ms a photo against ~4.8 ms for bicubic + WebP, for ~1.5x the bytes
-    thumb = _shrink(to_rgb(image), max_side, reducing_gap=1.0, resample=Image.Resampling.BILINEAR)
+    thumb = shrink(to_rgb(image), max_side, reducing_gap=1.0, resample=Image.Resampling.BILINEAR)
     out = io.BytesIO()
     thumb.save(out, format="JPEG", quality=quality, optimize=True)
     return out.getvalue()

@@ -3,6 +3,7 @@
 Only http(s) to public addresses, resolved here and connected to exactly the address that was checked
 (no DNS rebinding), at most a few redirects (each re-checked), one total timeout, a byte cap and an
 ``image/*`` content type. Errors are ``ImageError``/``UrlRefusedError`` with messages safe to show.
+URL parsing and the public-address check live in ``addresses.py``.
 ``similarity.images`` re-exports ``UrlGuard``, ``fetch_url`` and ``DEFAULT_GUARD``.
 """
 
@@ -19,8 +20,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin
 
+from .addresses import PRIVATE, Target, host_key, ip_literal, is_public, parse_url
 from .errors import HttpStatusError, ImageError, UrlRefusedError
 
 MAX_URL_BYTES = 10 * 1024 * 1024  # the same cap as uploads (images.MAX_UPLOAD_BYTES)
@@ -34,13 +36,7 @@ def size_text(nbytes: int) -> str:
     return f"{max(1, round(nbytes / 1024))} KB"
 
 
-PRIVATE = "Refused: the URL points to a private or local network address."
-MALFORMED = "Refused: the URL is not a valid web address."
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # embeds an IPv4 address a NAT64 gateway would reach
-_IPV4_PART = re.compile(r"0x[0-9a-f]*|0[0-7]*|[1-9][0-9]*")
-_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 
 
 @dataclass(frozen=True)
@@ -53,14 +49,6 @@ class UrlGuard:
 
 
 DEFAULT_GUARD = UrlGuard()
-
-
-@dataclass(frozen=True)
-class _Target:
-    scheme: str
-    host: str  # ASCII host name or IP literal, no brackets
-    port: int
-    path: str  # path and query, percent-encoded
 
 
 class _Deadline:
@@ -76,85 +64,6 @@ class _Deadline:
         if left <= 0:
             raise ImageError(f"The URL took too long to answer (the limit is {self.seconds:g} s).")
         return left
-
-
-def _ipv4_number(part: str) -> int:
-    if part.startswith("0x"):
-        return int(part[2:] or "0", 16)
-    return int(part, 8) if len(part) > 1 and part.startswith("0") else int(part)
-
-
-def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
-    """Decimal, octal and hex spellings (2130706433, 0x7f000001, 0177.0.0.1) as browsers read them."""
-    parts = host.split(".")
-    if len(parts) > 1 and parts[-1] == "":
-        parts.pop()
-    if not 1 <= len(parts) <= 4 or not all(_IPV4_PART.fullmatch(p) for p in parts):
-        return None
-    nums = [_ipv4_number(p) for p in parts]
-    *head, last = nums
-    if any(n > 255 for n in head) or last >= 256 ** (5 - len(nums)):
-        raise UrlRefusedError(MALFORMED)
-    value = sum(n << (8 * (3 - i)) for i, n in enumerate(head)) + last
-    return ipaddress.IPv4Address(value)
-
-
-def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return _legacy_ipv4(host)
-
-
-def _parse_url(url: str) -> _Target:
-    text = url.strip() if isinstance(url, str) else ""
-    if not text or any(ord(c) < 33 or ord(c) == 127 for c in text):
-        raise UrlRefusedError(MALFORMED)
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        raise UrlRefusedError(MALFORMED) from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise UrlRefusedError("Refused: only http:// and https:// URLs are allowed.")
-    if "@" in parts.netloc:
-        raise UrlRefusedError("Refused: URLs with a user name or password are not allowed.")
-    host = parts.hostname or ""
-    if _ip_literal(host) is None:
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise UrlRefusedError(MALFORMED) from None
-    if not host:
-        raise UrlRefusedError(MALFORMED)
-    path = quote(parts.path or "/", safe=_PATH_SAFE)
-    if parts.query:
-        path += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
-    return _Target(scheme, host, port or (443 if scheme == "https" else 80), path)
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    found = [ip.ipv4_mapped, ip.sixtofour]
-    if ip in _NAT64:
-        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return [v4 for v4 in found if v4 is not None]
-
-
-def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return _is_public(ip.ipv4_mapped)
-        if ip.is_site_local or not all(_is_public(v4) for v4 in _embedded_ipv4(ip)):
-            return False
-    elif ip in _CGNAT:
-        return False
-    flags = (ip.is_private, ip.is_loopback, ip.is_link_local, ip.is_multicast, ip.is_reserved, ip.is_unspecified)
-    return ip.is_global and not any(flags)
-
-
-def _host_key(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _lookup(host: str, port: int, deadline: _Deadline) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -178,14 +87,14 @@ def _lookup(host: str, port: int, deadline: _Deadline) -> list[ipaddress.IPv4Add
     return found
 
 
-def _resolve(target: _Target, guard: UrlGuard, deadline: _Deadline) -> list:
+def _resolve(target: Target, guard: UrlGuard, deadline: _Deadline) -> list:
     """The checked addresses we will connect to; refuse if ANY of them is not public."""
-    literal = _ip_literal(target.host)
+    literal = ip_literal(target.host)
     addresses = [literal] if literal is not None else _lookup(target.host, target.port, deadline)
-    host_allowed = _host_key(target.host, target.port) in guard.allow_hosts
+    host_allowed = host_key(target.host, target.port) in guard.allow_hosts
     for ip in addresses:
-        allowed = host_allowed or _host_key(str(ip), target.port) in guard.allow_hosts
-        if not allowed and not _is_public(ip):
+        allowed = host_allowed or host_key(str(ip), target.port) in guard.allow_hosts
+        if not allowed and not is_public(ip):
             raise UrlRefusedError(PRIVATE)
     return addresses
 
@@ -216,7 +125,7 @@ class _Watchdog:
 class _PinnedConnection(http.client.HTTPConnection):
     """HTTP(S) to the address we checked, with the URL's host in Host and in TLS verification."""
 
-    def __init__(self, target: _Target, ip: object, deadline: _Deadline) -> None:
+    def __init__(self, target: Target, ip: object, deadline: _Deadline) -> None:
         super().__init__(target.host, target.port, timeout=deadline.remaining())
         self.default_port = 443 if target.scheme == "https" else 80
         self._target, self._ip, self._deadline = target, str(ip), deadline
@@ -251,7 +160,7 @@ def _network_errors(deadline: _Deadline) -> Iterator[None]:
         raise ImageError("Could not download the image from the URL.") from None
 
 
-def _connect(target: _Target, addresses: list, deadline: _Deadline) -> _PinnedConnection:
+def _connect(target: Target, addresses: list, deadline: _Deadline) -> _PinnedConnection:
     for ip in addresses:
         conn = _PinnedConnection(target, ip, deadline)
         try:
@@ -298,7 +207,7 @@ def _read_image_body(
     return b"".join(chunks)
 
 
-def _get(target: _Target, conn: _PinnedConnection) -> http.client.HTTPResponse:
+def _get(target: Target, conn: _PinnedConnection) -> http.client.HTTPResponse:
     headers = {"User-Agent": "similarity-image-fetch/1.0", "Accept": "image/*", "Connection": "close"}
     conn.request("GET", target.path, headers=headers)
     return conn.getresponse()
@@ -314,7 +223,7 @@ def fetch_url(url: str, guard: UrlGuard = DEFAULT_GUARD) -> bytes:
     deadline = _Deadline(guard.timeout)
     current = url
     for _hop in range(guard.max_redirects + 1):
-        target = _parse_url(current)
+        target = parse_url(current)
         addresses = _resolve(target, guard, deadline)
         with _network_errors(deadline):
             conn = _connect(target, addresses, deadline)
