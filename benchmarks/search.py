@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from similarity.records import CATEGORIES, COLORS, Filters, Product
+from similarity.normalize import CATEGORIES, COLORS
+from similarity.records import Filters, Product
 from similarity.store.local import LocalStore
 
 from . import common

@@ -26,7 +26,8 @@ import numpy as np
 
 from similarity.config import Settings
 from similarity.index import StoreIndex
-from similarity.records import CATEGORIES, COLORS, Filters, Product
+from similarity.normalize import CATEGORIES, COLORS
+from similarity.records import Filters, Product
 from similarity.store.local import LocalStore
 
 from . import common

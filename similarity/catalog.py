@@ -14,18 +14,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import NotFoundError, SimilarityError
-from .records import (
+from .normalize import (
     CATEGORIES,
     COLORS,
-    Filters,
-    Product,
-    ProductTags,
     facet_value,
     facet_values,
     normalize_category,
     normalize_colors,
     normalize_price,
 )
+from .records import Filters, Product, ProductTags
 
 if TYPE_CHECKING:
     from .store.base import CatalogStore, Ranker

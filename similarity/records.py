@@ -4,78 +4,29 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import html
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from .errors import SimilarityError
+from .normalize import (
+    AUDIENCES,
+    CATEGORIES,
+    clean_text,
+    facet_value,
+    facet_values,
+    normalize_brand,
+    normalize_category,
+    normalize_colors,
+    normalize_price,
+)
+from .normalize import COLORS as COLORS  # re-exported: the UI and data_seed read the vocabularies here
 
-CATEGORIES = ("bags", "electronics", "shoes", "watches", "snacks", "fruits-vegetables", "other")
-COLORS = (
-    "black", "white", "grey", "silver", "gold", "red", "orange", "yellow",
-    "green", "blue", "navy", "purple", "pink", "brown", "beige", "multicolor",
-)  # fmt: skip
-AUDIENCES = ("men", "women", "kids", "unisex")
 # Filter/facet groups: name of the filter argument -> product attribute.
 FACET_GROUPS = {"categories": "category", "brands": "brand", "colors": "colors", "tags": "tags"}
-
-_SPACES = re.compile(r"\s+")
-_TAGS = re.compile(r"<[^<>]{0,200}>")
-_MARKUP = re.compile(r"[<>`]")
-_COLOR_ALIASES = {"gray": "grey", "multi": "multicolor", "multicolour": "multicolor", "tan": "beige"}
-_NO_BRAND = {"", "unknown", "n/a", "na", "none", "null", "generic", "unbranded", "-"}
-
-
-def clean_text(value: object, limit: int) -> str:
-    """Trim, collapse whitespace, strip markup characters and clip to ``limit`` characters."""
-    text = _MARKUP.sub("", _TAGS.sub(" ", html.unescape(str(value or ""))))
-    return _SPACES.sub(" ", text).strip()[:limit].strip()
-
-
-def facet_value(value: object, limit: int = 40) -> str:
-    """Normalise a facet value (category, brand, colour, tag): cleaned and lower-case."""
-    return clean_text(value, limit).lower()
-
-
-def facet_values(values: object, limit: int = 40, max_items: int = 8) -> tuple[str, ...]:
-    """Normalise a list (or comma-separated string) of facet values, de-duplicated in order."""
-    if isinstance(values, str):
-        values = values.split(",")
-    elif not isinstance(values, Iterable):
-        values = ()  # a stray scalar (e.g. a model answering tags: 5) does not fit: dropped
-    seen: dict[str, None] = {}
-    for item in values or ():
-        value = facet_value(item, limit)
-        if value:
-            seen.setdefault(value, None)
-    return tuple(seen)[:max_items]
-
-
-def normalize_brand(value: object) -> str | None:
-    brand = facet_value(value)
-    return None if brand in _NO_BRAND else brand
-
-
-def normalize_colors(values: object) -> tuple[str, ...]:
-    colors = (_COLOR_ALIASES.get(c, c) for c in facet_values(values, max_items=16))
-    return tuple(dict.fromkeys(c for c in colors if c in COLORS))[:3]
-
-
-def normalize_category(value: object) -> str:
-    category = facet_value(value).replace(" and ", "-").replace(" & ", "-").replace(" ", "-")
-    return category if category in CATEGORIES else "other"
-
-
-def normalize_price(value: object) -> float | None:
-    try:
-        price = float(str(value).replace(",", "").strip().lstrip("₹$€£"))
-    except (TypeError, ValueError):
-        return None
-    return round(price, 2) if 0 < price < 1e9 else None
 
 
 @dataclasses.dataclass

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import LimitError, NotFoundError, SimilarityError
-from .records import Product, clean_text, thumbnail_data_url
+from .normalize import clean_text
+from .records import Product, thumbnail_data_url
 from .store.base import SAVED_LIMIT, CatalogStore, SavedRecord
 
 BROWSER_LIMIT = 500  # products a guest's browser keeps

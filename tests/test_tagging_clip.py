@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from similarity.records import AUDIENCES, CATEGORIES, COLORS, ProductTags
+from similarity.normalize import AUDIENCES, CATEGORIES, COLORS
+from similarity.records import ProductTags
 from similarity.tagging.clip import TAG_GROUPS, ClipTagger, pixel_colors
 
 from .helpers import make_image

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from similarity.errors import TaggingError
-from similarity.records import CATEGORIES, COLORS, ProductTags
+from similarity.normalize import CATEGORIES, COLORS
+from similarity.records import ProductTags
 from similarity.tagging.gemini import MAX_SIDE, PROMPT, GeminiTagger, response_schema
 
 from .gemini_stub import GeminiStub, Reply

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from ..config import DEFAULT_GEMINI_MODEL
 from ..errors import ConfigError, TaggingError
-from ..records import AUDIENCES, CATEGORIES, COLORS, ProductTags
+from ..normalize import AUDIENCES, CATEGORIES, COLORS
+from ..records import ProductTags
 from .base import TagCache, TagResult, image_key
 
 if TYPE_CHECKING:
