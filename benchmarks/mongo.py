@@ -27,9 +27,10 @@ from similarity.config import Settings
 from similarity.errors import SimilarityError
 from similarity.index import StoreIndex
 from similarity.records import Filters
-from similarity.store.base import Ranker, mask_url
+from similarity.store.base import mask_url
 from similarity.store.migrate import copy_catalog
 from similarity.store.mongo import AtlasRanker, MongoStore
+from similarity.store.ranking import Ranker
 
 from .common import (
     clustered_vectors,

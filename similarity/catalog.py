@@ -26,7 +26,8 @@ from .normalize import (
 from .records import Filters, Product, ProductTags
 
 if TYPE_CHECKING:
-    from .store.base import CatalogStore, Ranker
+    from .store.base import CatalogStore
+    from .store.ranking import Ranker
 
 MAX_TAGS = 8  # ProductTags keeps at most this many
 _CANDIDATES = 10  # ids listed for an ambiguous prefix

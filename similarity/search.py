@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from .arrange import Arrange
     from .embedder import OpenClipEmbedder
     from .map import CatalogMap
-    from .store.base import CatalogStore, Ranker
+    from .store.base import CatalogStore
+    from .store.ranking import Ranker
 
 MAX_TOP_K = 100
 DEFAULT_TOP_K = 12

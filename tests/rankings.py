@@ -20,7 +20,7 @@ import itertools
 import numpy as np
 
 from similarity.records import FACET_GROUPS, Filters
-from similarity.store.base import Ranking
+from similarity.store.ranking import Ranking
 
 SCORE_TOL = 1e-6
 

@@ -19,8 +19,9 @@ from .exact import Patch, VectorIndex
 from .graph import HnswGraph, graph_path
 
 if TYPE_CHECKING:
-    from ..records import Facets, Filters
-    from ..store.base import CatalogStore, PriceRange, Ranking
+    from ..records import Facets, Filters, PriceRange
+    from ..store.base import CatalogStore
+    from ..store.ranking import Ranking
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from ..records import FACET_GROUPS, Facets, Filters
-from ..store.base import PriceRange, Ranking, VectorBatch
+from ..records import FACET_GROUPS, Facets, Filters, PriceRange
+from ..store.base import VectorBatch
+from ..store.ranking import Ranking
 from .columns import Columns, codes_of, name_rank, postings_of
 from .rows import Buffer, IdOrder, Lineage, live_mask
 

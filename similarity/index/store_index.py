@@ -25,13 +25,14 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import EmptyCatalogError, SimilarityError
-from ..store.base import CatalogStore, Ranker, Ranking
+from ..store.base import CatalogStore
+from ..store.ranking import Ranker, Ranking
 from .exact import StalePatch, VectorIndex
 from .torch_scores import GPU_GRAPH_ROWS, TorchScorer, gpu_scorer
 
 if TYPE_CHECKING:
-    from ..records import Facets, Filters
-    from ..store.base import ChangeSet, PriceRange, VectorBatch
+    from ..records import Facets, Filters, PriceRange
+    from ..store.base import ChangeSet, VectorBatch
     from .ann import AnnIndex
 
 log = logging.getLogger(__name__)

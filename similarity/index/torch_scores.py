@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..records import Filters
-from ..store.base import Ranking
+from ..store.ranking import Ranking
 from .exact import VectorIndex
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ..errors import ConfigError
-from .base import CatalogStore, Ranker, Ranking, UpsertReport, VectorBatch, mask_url
+from .base import CatalogStore, UpsertReport, VectorBatch, mask_url
+from .ranking import Ranker, Ranking
 
 if TYPE_CHECKING:
     from ..config import Settings

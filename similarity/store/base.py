@@ -10,15 +10,13 @@ import logging
 import re
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import LimitError, ModelMismatchError, StoreError
-from ..records import FACET_GROUPS, PriceRange, Product
-
-if TYPE_CHECKING:
-    from ..records import Facets, Filters
+from ..records import FACET_GROUPS, Product
+from .ranking import Ranker
 
 log = logging.getLogger(__name__)
 FACET_ATTRIBUTES = tuple(FACET_GROUPS.values())
@@ -60,17 +58,6 @@ class UpsertReport:
         return self
 
 
-@dataclasses.dataclass
-class Ranking:
-    """A ranked page of ids with cosine scores, plus disjunctive facet counts and the candidates'
-    price range (under every filter but the price range itself; None: the ranker cannot tell)."""
-
-    ids: list[str]
-    scores: list[float]
-    facets: Facets
-    prices: PriceRange | None = None
-
-
 # -- saved products: records and the per-user cap (the methods are at the end of CatalogStore) --------
 SAVED_LIMIT = 1000  # saved products per user
 
@@ -86,31 +73,6 @@ class SavedRecord:
 
 def saved_limit_error(limit: int) -> LimitError:
     return LimitError(f"You have saved {limit} products, the most one account can keep; remove some first.")
-
-
-class Ranker(abc.ABC):
-    """Ranks a query vector against a catalog (shared in-memory index, or a server like Atlas)."""
-
-    @abc.abstractmethod
-    def rank(
-        self, vector: np.ndarray, filters: Filters, top_k: int, min_score: float | None, facet_n: int
-    ) -> Ranking: ...
-
-    @abc.abstractmethod
-    def browse(self, filters: Filters, offset: int, limit: int) -> tuple[list[str], int, Facets]:
-        """A page of ids in catalog order, the total that pass the filters, and facet counts."""
-
-    def price_range(self) -> PriceRange | None:
-        """The catalog's price range and how many products have no price (None: the ranker cannot tell)."""
-        return None
-
-    def warm(self) -> None:  # noqa: B027 - optional hook
-        """Load what the first query needs ahead of it (a server-side ranker needs nothing)."""
-
-    @property
-    def status(self) -> str:
-        """``loading``, ``building`` (searchable, still preparing a faster index), ``unavailable`` or ``ready``."""
-        return "ready"
 
 
 # -- change feed and metadata edits (catalog management) ------------------------------------------

@@ -14,8 +14,8 @@ import numpy as np
 from pymongo.errors import ConnectionFailure, OperationFailure
 
 from ...errors import EmptyCatalogError, StoreError
-from ...records import FACET_GROUPS, Facets, Filters
-from ..base import PriceRange, Ranker, Ranking
+from ...records import FACET_GROUPS, Facets, Filters, PriceRange
+from ..ranking import Ranker, Ranking
 from .codec import to_vector
 from .connection import AUTH_CODES, Connection
 from .pipelines import (

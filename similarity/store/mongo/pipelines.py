@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ...records import FACET_GROUPS, Facets, Filters
-from ..base import PriceRange
+from ...records import FACET_GROUPS, Facets, Filters, PriceRange
 
 EMBEDDING_PATH = "embedding"
 MAX_CANDIDATES = 10_000  # Atlas limit for numCandidates (and for limit)

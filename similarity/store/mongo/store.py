@@ -30,12 +30,12 @@ from ..base import (
     FACET_ATTRIBUTES,
     CatalogStore,
     ChangeSet,
-    Ranker,
     UpsertReport,
     VectorBatch,
     check_editable,
     price_column,
 )
+from ..ranking import Ranker
 from . import changes as feed
 from .atlas import AtlasRanker, VectorSearchIndex
 from .codec import (
