@@ -4,6 +4,8 @@
   neighbourhood-preservation quality figure (pure functions of arrays);
 - ``persist.py``: the layout kept with the catalog (files next to SQLite, a MongoDB ``map`` collection, memory);
 - ``worker.py``: where a fit runs (a spawned child at nice 19, or a low-priority thread);
+- ``incremental.py``: products added since the fit placed by their neighbours, until a refit is due;
+- ``points.py``: a page of the map's points, as ``/catalog_map`` returns them;
 - ``service.py``: ``CatalogMap``, what the search service and the UI use.
 """
 

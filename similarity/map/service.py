@@ -3,7 +3,7 @@
 Life of a layout: a saved one whose catalog version matches is adopted as is; otherwise a PCA
 preview is shown at once while the real layout (UMAP) is fitted in the background, then saved.
 Products added later are placed by their nearest fitted neighbours until enough of the catalog
-has changed (``REFIT_SHARE``), and then the layout is fitted again in the background.
+has changed (``incremental.REFIT_SHARE``), and then the layout is fitted again in the background.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from ..config import Settings
 from ..errors import SimilarityError
 from .clusters import cluster_layout
+from .incremental import can_update, updated
 from .layout import (
     PLACE_K,
     Fitter,
@@ -27,17 +28,16 @@ from .layout import (
     fit_layout,
     normalise,
     pca_2d,
-    place_rows,
     weighted_position,
 )
 from .persist import Layout, LayoutStore, layouts_for
+from .points import points_page
 from .worker import numba_cache, run_in_child, run_in_thread
 
 if TYPE_CHECKING:
-    from ..store.base import CatalogStore, VectorBatch
+    from ..store.base import CatalogStore
 
 log = logging.getLogger(__name__)
-REFIT_SHARE = 0.25  # refit once this share of the fitted catalog was added or removed since
 CHECK_EVERY = 5.0  # seconds between catalog version checks on the request path
 PREVIEW = "pca-preview"
 
@@ -127,47 +127,7 @@ class CatalogMap:
     def points(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
         """The /catalog_map JSON: method, catalog_version, a page of points, total, status and a note."""
         self._check(compute=True)
-        layout = self._layout
-        if layout is None:
-            return {
-                "method": "none",
-                "catalog_version": "",
-                "points": [],
-                "total": 0,
-                "clusters": [],
-                **self._describe(),
-            }
-        offset = max(0, int(offset or 0))
-        stop = len(layout) if limit is None else offset + max(0, int(limit))
-        ids = layout.ids[offset:stop]
-        products = {p.id: p for p in self.store.get(ids, thumbnails=False)} if ids else {}
-        labels = layout.labels
-        points = []
-        for row, id_ in enumerate(ids, offset):
-            product = products.get(id_)
-            if product is None:  # removed since the layout was made
-                continue
-            x, y = layout.coords[row]
-            points.append(
-                {
-                    "id": id_,
-                    "x": round(float(x), 5),
-                    "y": round(float(y), 5),
-                    "category": product.category,
-                    "brand": product.brand,
-                    "colors": list(product.colors),
-                    "name": product.name,
-                    "cluster": -1 if labels is None else int(labels[row]),
-                }
-            )
-        return {
-            "method": layout.method,
-            "catalog_version": layout.catalog_version,
-            "points": points,
-            "total": len(layout),
-            "clusters": list(layout.clusters or []),
-            **self._describe(),
-        }
+        return {**points_page(self._layout, self.store, limit, offset), **self._describe()}
 
     def coordinates(self, ids: Sequence[str]) -> dict[str, tuple[float, float]]:
         """Layout coordinates of those ``ids`` that are placed (never waits for a layout to be computed)."""
@@ -258,8 +218,8 @@ class CatalogMap:
             self._layout, self._status = None, "empty"
             self._note = "The catalog is empty: nothing to map yet."
             return
-        if current is not None and current.method != PREVIEW and self._can_update(current, batch):
-            self._save(self._update(current, batch, version))
+        if current is not None and current.method != PREVIEW and can_update(current, batch):
+            self._save(updated(current, batch, version))
             return
         if (current is None or current.method == PREVIEW) and not isinstance(self.fitter, PcaFitter):
             self._show(Layout(batch.ids, _preview(batch.vectors), np.ones(len(batch.ids), bool), PREVIEW, version))
@@ -273,31 +233,6 @@ class CatalogMap:
             cache = numba_cache(self.settings)
             return run_in_child(vectors, self.fitter, self.sample_size, numba_cache=cache, started=self._track)
         return run_in_thread(vectors, self.fitter, self.sample_size, low_priority=self.background)
-
-    def _can_update(self, current: Layout, batch: VectorBatch) -> bool:
-        """Few enough products added/removed since the fit: place the new ones instead of refitting."""
-        rows = current.row_of()
-        added = sum(1 for i in batch.ids if i not in rows)
-        removed = len(current) - (len(batch.ids) - added)
-        return current.changes + added + removed <= REFIT_SHARE * current.fit_count
-
-    def _update(self, current: Layout, batch: VectorBatch, version: str) -> Layout:
-        """The current layout without removed products, plus new ones placed by their fitted neighbours."""
-        rows = current.row_of()
-        keep = [r for r, id_ in enumerate(batch.ids) if id_ in rows]  # batch rows already laid out
-        old = np.array([rows[batch.ids[r]] for r in keep], dtype=np.int64)
-        new = np.array([r for r, id_ in enumerate(batch.ids) if id_ not in rows], dtype=np.int64)
-        coords = np.empty((len(batch.ids), 2), np.float32)
-        fitted = np.zeros(len(batch.ids), bool)
-        coords[keep], fitted[keep] = current.coords[old], current.fitted[old]
-        base = np.array(keep, dtype=np.int64)[fitted[keep]] if keep else np.zeros(0, np.int64)
-        if len(new):
-            coords[new] = place_rows(batch.vectors[base], coords[base], batch.vectors, new)
-        removed = len(current) - len(keep)
-        return Layout(
-            batch.ids, coords, fitted, current.method, version, current.fitted_version,
-            fit_count=current.fit_count, changes=current.changes + len(new) + removed,
-        )  # fmt: skip
 
     def _load_saved(self) -> Layout | None:
         """The saved layout, if it was made by this map's method (or is the PCA of a catalog too small for it)."""
