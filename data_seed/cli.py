@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--skip-near-duplicates", action="store_true",
-        help="do not add products near-identical to one already stored (they are listed either way)",
+        help="do not add products near-identical to one stored or seeded before them (listed either way)",
     )  # fmt: skip
     add_dataset_arguments(parser)
     return parser
@@ -132,7 +132,7 @@ def _seed(args: argparse.Namespace, store: object, settings: Settings) -> int:
 
 
 def _print_near_duplicates(report: object) -> None:
-    """One line per item near-identical to a product already in the catalog (added or skipped)."""
+    """One line per item near-identical to a product in the catalog or earlier in the run (added or skipped)."""
     for o in report.outcomes:
         if o.reason.startswith("near-identical"):
             print(f"  {o.key}: {o.reason}{' - skipped' if o.status == 'skipped' else ''}")

@@ -102,7 +102,7 @@ class Ingestor:
         self.reembed = reembed
         self.enrich = enrich  # fills missing metadata (e.g. a tagger) before the batch is stored
         self.on_outcome = on_outcome or (lambda outcome: None)
-        # screen: notes per product near-identical to one already stored (similarity.duplicates.SeedScreen);
+        # screen: notes per product near-identical to one stored or seeded before it (duplicates.SeedScreen);
         # those products are reported (added, with the note) or, with skip_screened, skipped
         self.screen, self.skip_screened = screen, skip_screened
         self._seen: set[str] = set()  # ids handled earlier in this run (batches overlap the store check)

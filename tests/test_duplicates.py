@@ -196,3 +196,58 @@ def test_missing_thumbnails_are_never_near_identical():
     store.upsert(products)  # thumbnails that are not pictures
     groups = DuplicateFinder(store, threshold=0.99).scan().groups
     assert [g.kind for g in groups] == ["similar"] and groups[0].pixel is None
+
+
+def _one_batch_with_copies(base: int) -> list[IngestItem]:
+    """Eight items (a first batch holds eight: ``ingest._batches``): two photos, each followed by re-uploads of
+    itself, another photo of the first one's product, and an unrelated photo."""
+    a, b = product_photo(base, 0), product_photo(base + 1, 0)
+    return [
+        _item("a", a),
+        _item("other", product_photo(base + 2, 0)),
+        _item("a-reencoded", reupload(a, "reencoded", 1)),
+        _item("b", b),
+        _item("a-resized", reupload(a, "resized", 2)),
+        _item("a-shot1", product_photo(base, 1)),  # another photo of a's product: not a near-duplicate
+        _item("b-watermark", reupload(b, "watermark", 3)),
+        _item("b-darker", reupload(b, "darker", 4)),
+    ]
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_copies_within_one_batch_of_an_empty_catalog_are_flagged_the_first_wins(tiny_embedder, processes):
+    store = open_store("memory://")
+    items = _one_batch_with_copies(20)
+    ingest = Ingestor(store, tiny_embedder, batch_size=32, processes=processes, screen=SeedScreen(store, 0.5))
+    report = ingest.run(items)
+    notes = {o.key: (o.status, o.reason) for o in report.outcomes}
+    ids = {o.key: o.id for o in report.outcomes}
+    assert report.added == len(items) and store.count() == len(items)  # listed, not skipped
+    for key in ("a", "b", "other", "a-shot1"):
+        assert notes[key] == ("added", ""), key
+    for key in ("a-reencoded", "a-resized", "b-watermark", "b-darker"):
+        reason = notes[key][1]
+        assert reason.startswith("near-identical to product "), (key, reason)
+        assert ids[key[0]][:12] in reason, (key, reason)  # the first occurrence is the one named
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_copies_within_one_batch_are_skipped_like_copies_of_stored_products(tiny_embedder, processes):
+    store = open_store("memory://")
+    stored = product_photo(30, 0)
+    Ingestor(store, tiny_embedder).run([_item("stored", stored)])
+    items = _one_batch_with_copies(31)
+    items[-1] = _item("stored-copy", reupload(stored, "resized", 5))
+    screen = SeedScreen(store, 0.5)
+    ingest = Ingestor(store, tiny_embedder, batch_size=32, processes=processes, screen=screen, skip_screened=True)
+    report = ingest.run(items)
+    status = {o.key: o.status for o in report.outcomes}
+    assert [k for k, s in status.items() if s == "skipped"] == [
+        "a-reencoded",
+        "a-resized",
+        "b-watermark",
+        "stored-copy",
+    ]
+    assert report.added == 4 and store.count() == 5
+    kept = {o.id for o in report.outcomes if o.status == "added"}
+    assert kept == {o.id for o in report.outcomes if o.key in ("a", "b", "other", "a-shot1")}

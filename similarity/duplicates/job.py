@@ -97,10 +97,11 @@ class DuplicateScan:
 
 
 class SeedScreen:
-    """Checks products being seeded against the catalog (and earlier items of the same run).
+    """Checks products being seeded against the catalog, the earlier items of the same run and the earlier
+    items of the same batch (in order: the first of two near-identical items is the one kept).
 
     Called with a batch of new products (embeddings and thumbnails set); returns, per product that is
-    near-identical to one already stored, a note naming that product and both figures.
+    near-identical to one stored or kept before it, a note naming that product and both figures.
     """
 
     def __init__(
@@ -119,44 +120,57 @@ class SeedScreen:
     def __call__(self, products: Sequence[Product]) -> dict[str, str]:
         if self._matrix is None:
             self._load()
-        assert self._matrix is not None and self._ids is not None
         fresh = [p for p in products if p.embedding is not None]
-        notes: dict[str, str] = {}
-        if fresh and len(self._ids):
-            vectors = np.stack([p.embedding for p in fresh]).astype(np.float32)
-            notes = self._check(fresh, vectors)
-        kept = [p for p in fresh if p.id not in notes]
+        if not fresh:
+            return {}
+        vectors = np.stack([p.embedding for p in fresh]).astype(np.float32)
+        notes = self._check(fresh, vectors)
+        kept = [i for i, p in enumerate(fresh) if p.id not in notes]
         if kept:
-            self._ids += [p.id for p in kept]
-            new = np.stack([p.embedding for p in kept]).astype(np.float32)
-            self._matrix = np.concatenate([self._matrix, new]) if len(self._matrix) else new
-            self._thumbs.update((p.id, p.thumbnail) for p in kept)
+            assert self._matrix is not None and self._ids is not None
+            self._ids += [fresh[i].id for i in kept]
+            self._matrix = np.concatenate([self._matrix, vectors[kept]]) if len(self._matrix) else vectors[kept]
+            self._thumbs.update((fresh[i].id, fresh[i].thumbnail) for i in kept)
         return notes
 
     def _check(self, fresh: list[Product], vectors: np.ndarray) -> dict[str, str]:
+        """Each product against the stored matrix and the batch's earlier products not themselves noted."""
         assert self._matrix is not None and self._ids is not None
+        inner = vectors @ vectors.T  # the batch against itself: a model batch, a few hundred rows at most
+        batch_thumbs = {p.id: p.thumbnail for p in fresh}
         block = max(1, BLOCK_BYTES // max(1, 4 * len(self._ids)))
         notes: dict[str, str] = {}
+        kept: list[int] = []
         for start in range(0, len(fresh), block):
-            sims = vectors[start : start + block] @ self._matrix.T
-            for product, row in zip(fresh[start : start + block], sims, strict=True):
-                order = np.argsort(-row)[:5]
-                candidates = [(self._ids[j], float(row[j])) for j in order if row[j] >= self.threshold]
-                note = self._confirm(product, candidates)
+            sims = vectors[start : start + block] @ self._matrix.T if len(self._ids) else None
+            for offset, product in enumerate(fresh[start : start + block]):
+                i = start + offset
+                candidates = [(fresh[j].id, float(inner[i, j])) for j in kept if inner[i, j] >= self.threshold]
+                if sims is not None:
+                    row = sims[offset]
+                    order = np.argsort(-row)[:5]
+                    candidates += [(self._ids[j], float(row[j])) for j in order if row[j] >= self.threshold]
+                candidates.sort(key=lambda c: -c[1])  # stable: an equal cosine keeps the batch's earlier item first
+                note = self._confirm(product, candidates[:5], batch_thumbs)
                 if note:
                     notes[product.id] = note
+                else:
+                    kept.append(i)
         return notes
 
-    def _confirm(self, product: Product, candidates: list[tuple[str, float]]) -> str:
+    def _confirm(self, product: Product, candidates: list[tuple[str, float]], batch: dict[str, bytes | None]) -> str:
         if not candidates:
             return ""
         hasher = PixelHasher()
         hasher.add(product.id, product.thumbnail)
-        stored = [i for i, _ in candidates if i not in self._thumbs]
+        # products of this run (this batch, earlier batches) are not yet readable from the store
+        own = {i: batch.get(i, self._thumbs.get(i)) for i, _ in candidates if i in batch or i in self._thumbs}
+        stored = [i for i, _ in candidates if i not in own]
         thumbs = {p.id: p.thumbnail for p in self.store.get(stored)} if stored else {}
         for id_, cosine in candidates:
-            hasher.add(id_, self._thumbs.get(id_, thumbs.get(id_)))
+            hasher.add(id_, own[id_] if id_ in own else thumbs.get(id_))
             pixel = hasher.similarity(product.id, id_)
             if pixel is not None and pixel >= self.pixel_threshold:
-                return f"near-identical to an existing product {id_[:12]} (cosine {cosine:.3f}, pixel {pixel:.3f})"
+                what = f"product {id_[:12]} earlier in this run" if id_ in own else f"an existing product {id_[:12]}"
+                return f"near-identical to {what} (cosine {cosine:.3f}, pixel {pixel:.3f})"
         return ""
