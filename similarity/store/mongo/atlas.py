@@ -6,6 +6,7 @@ are broken by id, so Atlas ranks like every other store.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,7 @@ from .pipelines import (
     vector_index_definition,
 )
 
+log = logging.getLogger(__name__)
 UNSUPPORTED = (
     "This MongoDB server does not support Atlas Vector Search indexes (MongoDB Atlas and the "
     "mongodb/mongodb-atlas-local image do); searches will use exact mode."
@@ -48,6 +50,21 @@ class VectorSearchIndex:
 
     def __init__(self, conn: Connection, name: str) -> None:
         self.conn, self.name = conn, name
+        self._mode: str | None = None  # what ``auto`` resolved to; asked again after ``create``
+
+    def search_mode(self, search: str) -> str:
+        """The effective mode; ``auto`` asks the server once whether this index is queryable."""
+        if search != "auto":
+            return search
+        if self._mode is None:
+            queryable = self.queryable()
+            self._mode = "atlas" if queryable else "exact"
+            reason = "is queryable" if queryable else "is missing or not queryable"
+            log.info(
+                "MongoDB search mode: %s (vector index %r %s) for %s", self._mode, self.name, reason,
+                self.conn.display_url,
+            )  # fmt: skip
+        return self._mode
 
     def entries(self) -> list[dict[str, Any]]:
         """The index's ``list_search_indexes`` entries; raises ``NOT_SEARCHABLE`` errors as-is on servers
@@ -100,6 +117,7 @@ class VectorSearchIndex:
         else:
             progress(f"Vector index {self.name!r} on {target} already has this definition")
         self._wait_queryable(timeout, poll, progress)
+        self._mode = None  # auto mode detects it again
 
     def _wait_queryable(self, timeout: float, poll: float, progress: Callable[[str], None]) -> None:
         start = time.monotonic()

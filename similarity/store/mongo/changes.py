@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymongo import IndexModel, UpdateOne
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from ..base import ChangeSet
-from .codec import as_utc
+from .codec import as_utc, next_timestamp
 
 log = logging.getLogger(__name__)
 OVERLAP_SECONDS = 5.0
@@ -85,3 +85,16 @@ def _parse(marker: str | None) -> dt.datetime | None:
         return as_utc(dt.datetime.fromisoformat(marker[len(_PREFIX) :]))
     except ValueError:
         return None
+
+
+def latest_update(coll: Any) -> dt.datetime | None:
+    doc = coll.find_one({}, {"updated_at": 1, "_id": 0}, sort=[("updated_at", -1)])
+    value = doc.get("updated_at") if doc else None
+    return as_utc(value) if isinstance(value, dt.datetime) else None
+
+
+def stamp(products: Any, tombstones: Tombstones, clock: Callable[[], float]) -> dt.datetime:
+    """A write's time: strictly after every stamp a feed marker can hold (updates, removals, the horizon),
+    so a write in the same millisecond as a marker already handed out is still reported after it."""
+    stamps = [t for t in (latest_update(products), tombstones.latest(), tombstones.horizon()) if t is not None]
+    return next_timestamp(max(stamps) if stamps else None, clock)

@@ -15,6 +15,7 @@ from bson.binary import VECTOR_SUBTYPE, Binary, BinaryVectorDtype
 
 from ...errors import StoreError
 from ...records import Product
+from ..base import FACET_ATTRIBUTES, VectorBatch, price_column
 
 _FLOAT32 = BinaryVectorDtype.FLOAT32.value[0]
 _UTC = dt.UTC
@@ -119,3 +120,23 @@ def epoch(value: Any) -> float:
     if isinstance(value, dt.datetime):
         return as_utc(value).timestamp()
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+VECTOR_PROJECTION = {"_id": 1, "embedding": 1, "price": 1, **{attr: 1 for attr in FACET_ATTRIBUTES}}
+
+
+def vector_batch(docs: Any) -> VectorBatch:
+    """Documents read with ``VECTOR_PROJECTION`` -> the rows the in-memory index loads (no vector: skipped)."""
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+    facets: dict[str, list[tuple[str, ...]]] = {attr: [] for attr in FACET_ATTRIBUTES}
+    prices: list[Any] = []
+    for doc in docs:
+        if doc.get("embedding") is None:
+            continue
+        ids.append(doc["_id"])
+        prices.append(doc.get("price"))
+        vectors.append(to_vector(doc["embedding"]))
+        for attr in FACET_ATTRIBUTES:
+            facets[attr].append(facet_tuple(doc.get(attr)))
+    return VectorBatch(ids, stack_vectors(vectors), facets, price_column(prices, lambda v: v))

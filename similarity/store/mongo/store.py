@@ -12,7 +12,6 @@ upsert by product id.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import time
@@ -33,21 +32,19 @@ from ..base import (
     UpsertReport,
     VectorBatch,
     check_editable,
-    price_column,
 )
 from ..ranking import Ranker
 from . import changes as feed
 from .atlas import AtlasRanker, VectorSearchIndex
 from .codec import (
-    as_utc,
+    VECTOR_PROJECTION,
     binary_vectors,
     created_at_of,
-    facet_tuple,
     next_timestamp,
-    stack_vectors,
     to_document,
     to_product,
     to_vector,
+    vector_batch,
 )
 from .connection import Connection, mongo_client
 from .saved import MongoSaved
@@ -58,7 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_VECTOR_PROJECTION = {"_id": 1, "embedding": 1, "price": 1, **{attr: 1 for attr in FACET_ATTRIBUTES}}
 _INDEXED = (*FACET_ATTRIBUTES, "updated_at")  # updated_at keeps version() cheap
 
 
@@ -93,7 +89,6 @@ class MongoStore(CatalogStore):
         self._feed_ready = False  # the tombstones collection and its horizon exist
         self.feed_overlap = feed_overlap  # seconds of writes the change feed reports again (changes.py)
         self.clock = clock  # seconds since the epoch; stamps writes and the feed's horizon (tests freeze it)
-        self._resolved: str | None = None
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None) -> MongoStore:
@@ -139,7 +134,7 @@ class MongoStore(CatalogStore):
             coll = self._coll()
             self._ensure_indexes(coll)
             tombstones = self._tombstones(coll)
-            now = self._stamp(coll, tombstones)
+            now = feed.stamp(coll, tombstones, self.clock)
             ops = [
                 UpdateOne(
                     {"_id": p.id},
@@ -173,7 +168,7 @@ class MongoStore(CatalogStore):
             found = [d["_id"] for d in coll.find({"_id": {"$in": ids}}, {"_id": 1})]
             tombstones = self._tombstones(coll)
             # the tombstone goes first: a removal is never missed by the feed, at worst reported early
-            tombstones.record(found, self._stamp(coll, tombstones))
+            tombstones.record(found, feed.stamp(coll, tombstones, self.clock))
             return coll.delete_many({"_id": {"$in": found}}).deleted_count if found else 0
 
         removed = self._run("delete products", delete)
@@ -207,14 +202,14 @@ class MongoStore(CatalogStore):
         """Count plus latest ``updated_at`` (indexed): two cheap queries, no document scan."""
 
         def marker(coll: Any) -> str:
-            latest = _latest_update(coll)
+            latest = feed.latest_update(coll)
             return f"{coll.estimated_document_count()}:{latest.isoformat() if latest else '-'}"
 
         return self._run("check the catalog version", marker)
 
     def load_vectors(self) -> VectorBatch:
         return self._run(
-            "load the vectors", lambda c: _batch(c.find({}, _VECTOR_PROJECTION).sort("_id", 1).batch_size(2000))
+            "load the vectors", lambda c: vector_batch(c.find({}, VECTOR_PROJECTION).sort("_id", 1).batch_size(2000))
         )
 
     def iter_products(self, batch_size: int = 256, *, vectors: bool = True) -> Iterator[list[Product]]:
@@ -241,26 +236,12 @@ class MongoStore(CatalogStore):
 
     def search_mode(self) -> str:
         """The effective mode; ``auto`` asks the server once whether the vector index is queryable."""
-        if self.search != "auto":
-            return self.search
-        if self._resolved is None:
-            queryable = self.vector_index.queryable()
-            self._resolved = "atlas" if queryable else "exact"
-            reason = "is queryable" if queryable else "is missing or not queryable"
-            log.info(
-                "MongoDB search mode: %s (vector index %r %s) for %s",
-                self._resolved,
-                self.index_name,
-                reason,
-                self.display_url,
-            )
-        return self._resolved
+        return self.vector_index.search_mode(self.search)
 
     def create_vector_index(self, quantization: str | None = None, **options: Any) -> None:
         """Create (or update) the Atlas vector index and wait until it is queryable (``options``: ``timeout``,
         ``poll``, ``progress``, ``dimensions``, as ``VectorSearchIndex.create`` takes them)."""
-        self.vector_index.create(quantization, **options)
-        self._resolved = None  # auto mode re-detects on the next ranker() call
+        self.vector_index.create(quantization, **options)  # auto mode re-detects on the next ranker() call
 
     # -- change feed (changes.py) ------------------------------------------------------------------
     def _tombstones(self, coll: Any) -> feed.Tombstones:
@@ -270,16 +251,10 @@ class MongoStore(CatalogStore):
             self._feed_ready = True
         return tombstones
 
-    def _stamp(self, coll: Any, tombstones: feed.Tombstones) -> dt.datetime:
-        """A write's time: strictly after every stamp a feed marker can hold (updates, removals, the horizon),
-        so a write in the same millisecond as a marker already handed out is still reported after it."""
-        stamps = [t for t in (_latest_update(coll), tombstones.latest(), tombstones.horizon()) if t is not None]
-        return next_timestamp(max(stamps) if stamps else None, self.clock)
-
     def changes(self, since: str | None) -> ChangeSet:
         def read(coll: Any) -> ChangeSet:
             self._tombstones(coll)  # the feed starts here for a catalog written before it existed
-            return feed.changes(coll, _latest_update(coll), since, self.feed_overlap)
+            return feed.changes(coll, feed.latest_update(coll), since, self.feed_overlap)
 
         return self._run("read the catalog changes", read)
 
@@ -288,7 +263,7 @@ class MongoStore(CatalogStore):
         values = {k: list(v) if k in ("colors", "tags") else v for k, v in fields.items()}
 
         def edit(coll: Any) -> dict[str, Any] | None:
-            now = self._stamp(coll, self._tombstones(coll))
+            now = feed.stamp(coll, self._tombstones(coll), self.clock)
             return coll.find_one_and_update(
                 {"_id": id}, {"$set": {**values, "updated_at": now}}, projection={"embedding": 0},
                 return_document=ReturnDocument.AFTER,
@@ -307,8 +282,8 @@ class MongoStore(CatalogStore):
         )
 
     def load_vectors_of(self, ids: Sequence[str]) -> VectorBatch:
-        wanted = list(dict.fromkeys(ids))
-        return self._run("load the vectors", lambda c: _batch(c.find({"_id": {"$in": wanted}}, _VECTOR_PROJECTION)))
+        query = {"_id": {"$in": list(dict.fromkeys(ids))}}
+        return self._run("load the vectors", lambda c: vector_batch(c.find(query, VECTOR_PROJECTION)))
 
     # -- misc ------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -318,25 +293,3 @@ class MongoStore(CatalogStore):
 
     def close(self) -> None:
         self.conn.close()
-
-
-def _batch(docs: Any) -> VectorBatch:
-    ids: list[str] = []
-    vectors: list[np.ndarray] = []
-    facets: dict[str, list[tuple[str, ...]]] = {attr: [] for attr in FACET_ATTRIBUTES}
-    prices: list[Any] = []
-    for doc in docs:
-        if doc.get("embedding") is None:
-            continue
-        ids.append(doc["_id"])
-        prices.append(doc.get("price"))
-        vectors.append(to_vector(doc["embedding"]))
-        for attr in FACET_ATTRIBUTES:
-            facets[attr].append(facet_tuple(doc.get(attr)))
-    return VectorBatch(ids, stack_vectors(vectors), facets, price_column(prices, lambda v: v))
-
-
-def _latest_update(coll: Any) -> dt.datetime | None:
-    doc = coll.find_one({}, {"updated_at": 1, "_id": 0}, sort=[("updated_at", -1)])
-    value = doc.get("updated_at") if doc else None
-    return as_utc(value) if isinstance(value, dt.datetime) else None
