@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from similarity.accounts import Accounts, launch_auth
+from similarity.build import build_service
 from similarity.config import Settings
 from similarity.errors import ConfigError, SimilarityError
-from similarity.search import SearchService, build_service
+from similarity.search import SearchService
 
 if TYPE_CHECKING:
     from data_seed.first_start import FirstStartSeeder

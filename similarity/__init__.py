@@ -3,6 +3,7 @@
 Importing this package loads no model and opens no connection; ``build_service`` wires things lazily.
 """
 
+from .build import build_service
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -16,7 +17,7 @@ from .errors import (
     TaggingError,
 )
 from .records import Filters, Match, Product, ProductTags, SearchResult
-from .search import Query, SearchService, build_service
+from .search import Query, SearchService
 
 __all__ = [
     "ConfigError",

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from .search import build_service
+    from .build import build_service
 
     if args.command == "users":  # the users file only: no model, no catalog
         return run_users(args, settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import ConfigError
 
@@ -129,3 +129,9 @@ def _cuda_count(gpus: Gpus) -> int:
 def _cuda(gpus: Gpus, index: int) -> Device:
     name = f"cuda:{index}"
     return Device(name, f"{name} {gpus.name(index)}", gpus.capability(index))
+
+
+def device_label(embedder: Any) -> str | None:
+    """The embedder's device for people ("cuda:0 NVIDIA L4"); None for an embedder without one (a fake)."""
+    device = getattr(embedder, "device_info", None)
+    return getattr(device, "label", None)

@@ -1,17 +1,15 @@
 """SearchService: query -> vector -> ranking -> hydrated matches with facets and timings.
 
-``build_service(settings)`` wires the embedder, tagger and store once; the app, both CLIs and
+``build.build_service(settings)`` wires the embedder, tagger and store once; the app, both CLIs and
 the catalog tab all go through it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +18,12 @@ import numpy as np
 from . import images
 from .arrange import discount
 from .config import Settings
-from .errors import EmptyCatalogError, NotFoundError, SimilarityError
+from .device import device_label
+from .errors import EmptyCatalogError, SimilarityError
 from .index import default_ranker
 from .records import Filters, Match, Product, SearchResult
-from .steering import Query, Steering, combine_parts, steer
-from .tagging import TagResult, describe_job
+from .steering import Query, Steering, combine_parts, query_from_product, query_from_saved, steer
+from .tagging import TagResult, TagRunner, describe_job
 
 if TYPE_CHECKING:
     from .arrange import Arrange
@@ -64,8 +63,7 @@ class SearchService:
         self.ranker = ranker or default_ranker(store, self.settings)
         self.url_guard = images.UrlGuard()
         self.filling: Callable[[], str | None] | None = None  # the first start's seeding: why a catalog is empty
-        self._tag_pool: ThreadPoolExecutor | None = None  # created on first describe_async
-        self._tag_lock = threading.Lock()
+        self.tagging = TagRunner(self.settings.gemini_concurrency)  # its threads start on first describe_async
 
     @property
     def model_id(self) -> str:
@@ -129,24 +127,11 @@ class SearchService:
 
     def product_query(self, product_id: str) -> Query:
         """A query from a stored product's vector ("more like this")."""
-        vector = self.store.vector(product_id)
-        if vector is None:
-            raise NotFoundError("That product is no longer in the catalog.")
-        return Query(vector, "product", source_id=product_id, parts={"product": vector})
+        return query_from_product(self.store, product_id)
 
     def saved_query(self, product_ids: Sequence[str]) -> Query:
-        """A query from the normalised mean of products' stored vectors ("more like my saved products");
-        the products themselves are left out of the matches. Products no longer in the catalog are skipped."""
-        ids = tuple(dict.fromkeys(product_ids))
-        batch = self.store.load_vectors_of(ids)  # one read, not one per product
-        if not batch.ids:
-            raise NotFoundError("None of these saved products is in the catalog any more.")
-        mean = np.mean(batch.vectors.astype(np.float32), axis=0)
-        norm = float(np.linalg.norm(mean))
-        if norm < 1e-6:
-            raise SimilarityError("These saved products cancel each other out; remove one and try again.")
-        vector = (mean / norm).astype(np.float32)
-        return Query(vector, "saved", exclude=ids, parts={"saved": vector})
+        """A query from the mean of products' stored vectors ("more like my saved products"; ``steering``)."""
+        return query_from_saved(self.store, product_ids)
 
     def rank(
         self,
@@ -280,73 +265,19 @@ class SearchService:
         who produced the tags ("gemini", "clip", "catalog", or "none" on failure), ``error`` why the
         preferred tagger failed (fallbacks included), and ``label`` a ready UI caption.
         """
-        job = describe_job(self.tagger, query_or_image, self.store)
-        return None if job is None else self._tag_executor().submit(job)
+        return self.tagging.submit(describe_job(self.tagger, query_or_image, self.store))
 
     def describe(self, query_or_image: Query | images.ImageSource, timeout: float | None = None) -> TagResult | None:
         """``describe_async`` and wait up to ``timeout`` seconds; never raises for tagging failures."""
         future = self.describe_async(query_or_image)
-        if future is None:
-            return None
-        try:
-            return future.result(timeout)
-        except FutureTimeout:
-            return TagResult.failed("Tagging is taking longer than expected.")
+        return None if future is None else self.tagging.wait(future, timeout)
 
     def close(self) -> None:
         """Drop pending tagging work and close the store (the app calls this when it stops)."""
-        with self._tag_lock:
-            pool, self._tag_pool = self._tag_pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self.tagging.close()
         if self.catalog_map is not None:  # a layout still being fitted is dropped (fitted again next start)
             self.catalog_map.close()
         self.store.close()
-
-    def _tag_executor(self) -> ThreadPoolExecutor:
-        with self._tag_lock:
-            if self._tag_pool is None:
-                workers = max(1, self.settings.gemini_concurrency)
-                self._tag_pool = ThreadPoolExecutor(workers, thread_name_prefix="describe")
-            return self._tag_pool
-
-
-def build_service(
-    settings: Settings | None = None, *, background_index: bool = False, **overrides: Any
-) -> SearchService:
-    """Wire store, embedder, tagger and ranker from settings (read once).
-
-    ``background_index``: a large local catalog's ANN graph is prepared in a thread while exact search
-    serves (the app); otherwise the first search waits for it (one-shot CLI runs, tests).
-    It also makes the catalog map fit its layout in the background; without it, searches only use a
-    saved layout and the map is computed when first asked for (``CatalogMap.points``).
-    """
-    from .embedder import OpenClipEmbedder
-    from .store import open_store
-    from .tagging import make_tagger
-
-    settings = settings or Settings.from_env()
-    embedder = overrides.pop("embedder", None) or OpenClipEmbedder.from_settings(settings)
-    device_label(embedder)  # resolved now: a SIMILARITY_DEVICE naming a missing GPU stops the start-up here
-    store = overrides.pop("store", None) or open_store(settings.store_url, settings)
-    tagger = overrides.pop("tagger", None) or make_tagger(settings, embedder)
-    device = getattr(embedder, "device_info", None)  # a CUDA GPU also holds the exact index
-    ranker = overrides.pop("ranker", None) or default_ranker(
-        store, settings, background=background_index, device=device
-    )
-    if "catalog_map" not in overrides and settings.map_layout != "off":
-        from .map import CatalogMap  # its fitting libraries load only when a layout is computed
-
-        overrides["catalog_map"] = CatalogMap(store, settings, background=background_index)
-    service = SearchService(store, embedder, tagger, settings, ranker, **overrides)
-    service.check_model()
-    return service
-
-
-def device_label(embedder: Any) -> str | None:
-    """The embedder's device for people ("cuda:0 NVIDIA L4"); None for an embedder without one (a fake)."""
-    device = getattr(embedder, "device_info", None)
-    return getattr(device, "label", None)
 
 
 def _check_top_k(top_k: int) -> int:

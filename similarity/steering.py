@@ -155,6 +155,29 @@ def steer(
     return dataclasses.replace(query, vector=vector, terms=tuple(terms), steering=steering, exclude=exclude)
 
 
+def query_from_product(store: CatalogStore, product_id: str) -> Query:
+    """A query from a stored product's vector ("more like this")."""
+    vector = store.vector(product_id)
+    if vector is None:
+        raise NotFoundError("That product is no longer in the catalog.")
+    return Query(vector, "product", source_id=product_id, parts={"product": vector})
+
+
+def query_from_saved(store: CatalogStore, product_ids: Sequence[str]) -> Query:
+    """A query from the normalised mean of products' stored vectors ("more like my saved products");
+    the products themselves are left out of the matches. Products no longer in the catalog are skipped."""
+    ids = tuple(dict.fromkeys(product_ids))
+    batch = store.load_vectors_of(ids)  # one read, not one per product
+    if not batch.ids:
+        raise NotFoundError("None of these saved products is in the catalog any more.")
+    mean = np.mean(batch.vectors.astype(np.float32), axis=0)
+    norm = float(np.linalg.norm(mean))
+    if norm < 1e-6:
+        raise SimilarityError("These saved products cancel each other out; remove one and try again.")
+    vector = (mean / norm).astype(np.float32)
+    return Query(vector, "saved", exclude=ids, parts={"saved": vector})
+
+
 def steered_like(query: Query, other: Query) -> Query:
     """``query`` with ``other``'s steering, its embedded terms reused (nothing is embedded again): a region of
     the photo picked after a Refine is steered like the page's query."""

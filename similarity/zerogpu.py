@@ -28,7 +28,7 @@ def gpu_call(enabled: bool, spaces: ModuleType | None = None, duration: int = DU
     """``spaces.GPU(duration=...)`` on a ZeroGPU Space (``enabled``: SPACES_ZERO_GPU), else None (no wrapping).
 
     ``spaces`` is the module (tests pass a fake); by default it is imported here, which must happen before
-    torch touches CUDA: ``build_service`` calls this before the model is built."""
+    torch touches CUDA: ``build.build_service`` calls this before the model is built."""
     if not enabled:
         return None
     module = spaces or _import_spaces()

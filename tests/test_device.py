@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from similarity import precision as prec
+from similarity.build import build_service
 from similarity.config import Settings
 from similarity.device import CPU, Device, resolve
 from similarity.embedder import OpenClipEmbedder
 from similarity.errors import ConfigError
 from similarity.ingest import IngestItem, Ingestor
-from similarity.search import build_service
 from similarity.store import open_store
 from similarity.zerogpu import gpu_call
 

@@ -5,11 +5,12 @@ from functools import partial
 import numpy as np
 import pytest
 
+from similarity.build import build_service
 from similarity.config import Settings
 from similarity.errors import EmptyCatalogError, ModelMismatchError, NotFoundError, SimilarityError
 from similarity.ingest import IngestItem, Ingestor
 from similarity.records import Filters
-from similarity.search import SearchService, build_service
+from similarity.search import SearchService
 from similarity.store import open_store
 
 from .helpers import image_bytes, make_image, make_products

@@ -24,9 +24,10 @@ import mongomock
 import pytest
 
 import app
+from similarity.build import build_service
 from similarity.config import Settings
 from similarity.errors import ConfigError, StoreError
-from similarity.search import SearchService, build_service
+from similarity.search import SearchService
 from similarity.store import open_store
 from similarity.store.mongo import MongoStore
 from similarity.tagging.gemini import GeminiTagger

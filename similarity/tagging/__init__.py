@@ -3,13 +3,17 @@
 The contract lives in ``base.py`` (``Tagger``, ``TagResult``, ``TagCache``, ``image_key``, ``safe_tag``);
 one backend per module (``clip.py``, ``gemini.py``), imported only when chosen; seeding enrichment in
 ``enrich.py``. This module holds the factory by name (``make_tagger``, from ``SIMILARITY_TAGGER``),
-``FallbackTagger`` and ``describe_job``, the work behind ``SearchService.describe_async``.
+``FallbackTagger``, ``describe_job``, the work behind ``SearchService.describe_async``, and ``TagRunner``,
+the threads it runs in.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, SimilarityError, TaggingError
@@ -73,6 +77,39 @@ def describe_job(tagger: Tagger | None, source: Any, store: Any = None) -> Calla
     return lambda: _decode_and_tag(tagger, source)
 
 
+class TagRunner:
+    """Runs ``describe_job`` work beside searches in a pool of ``workers`` threads, started on first use."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], TagResult] | None) -> Future[TagResult] | None:
+        """Start ``job`` (None: nothing to tag, nothing started)."""
+        if job is None:
+            return None
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="describe")
+            return self._pool.submit(job)
+
+    @staticmethod
+    def wait(future: Future[TagResult], timeout: float | None) -> TagResult:
+        """The job's result, or a failed ``TagResult`` after ``timeout`` seconds."""
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            return TagResult.failed("Tagging is taking longer than expected.")
+
+    def close(self) -> None:
+        """Drop pending work; a later ``submit`` starts a new pool."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _decode_and_tag(tagger: Tagger, source: Any) -> TagResult:
     from .. import images
 
@@ -100,6 +137,7 @@ __all__ = [
     "FallbackTagger",
     "TagCache",
     "TagResult",
+    "TagRunner",
     "Tagger",
     "describe_job",
     "fill_missing",
