@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from similarity.config import Settings
-from similarity.index import StoreIndex, Tuning, VectorIndex
+from similarity.index import StoreIndex, Tuning, VectorIndex, store_index
 from similarity.records import Filters, Product
 from similarity.store.local import LocalStore
 
@@ -116,14 +116,14 @@ def test_a_large_catalog_is_compacted_in_a_thread_and_catches_up_with_later_chan
     index = StoreIndex(store, Settings(ann_threshold=10_000), background=True, tuning=tuning)
     lineage = index.current().lineage
     release, started = threading.Event(), threading.Event()
-    compacted = VectorIndex.compacted
+    compacted = store_index.compacted
 
-    def slow_compaction(self):
+    def slow_compaction(snapshot: VectorIndex):
         started.set()
         assert release.wait(30)
-        return compacted(self)
+        return compacted(snapshot)
 
-    monkeypatch.setattr(VectorIndex, "compacted", slow_compaction)
+    monkeypatch.setattr(store_index, "compacted", slow_compaction)
     store.delete([p.id for p in products[:30]])  # 30% masked: past the compaction share
     assert len(index.current()) == 70 and started.wait(10)
     assert index.current().lineage is lineage  # searches go on with the masked snapshot meanwhile

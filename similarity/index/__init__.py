@@ -1,8 +1,8 @@
 """The in-memory ranking index, in three layers whose imports run one way:
 
 - ``exact.py``: ``VectorIndex``, an immutable snapshot (float32 matrix, ids, facet postings, live-row mask)
-  with exact cosine ranking, filter masks before top-k and disjunctive facets, and ``patched`` snapshots;
-  ``columns.py`` encodes its facet values;
+  with exact cosine ranking, filter masks before top-k and disjunctive facets; ``patch.py`` derives patched
+  and compacted snapshots; ``columns.py`` encodes its facet values;
 - ``ann.py``: search through a faiss HNSW graph over an exact index's rows (``AnnIndex``); ``graph.py`` holds
   the graph and its files next to a SQLite catalog;
 - ``store_index.py``: ``StoreIndex``, the shared index over a catalog store, patched by the store's own writes

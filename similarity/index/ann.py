@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .exact import Patch, VectorIndex
+from .exact import VectorIndex
 from .graph import HnswGraph, graph_path
+from .patch import Patch
 
 if TYPE_CHECKING:
     from ..records import Facets, Filters, PriceRange

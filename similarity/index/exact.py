@@ -9,9 +9,8 @@ boolean masks applied before top-k (OR within a group, AND across groups).
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -19,13 +18,13 @@ from ..records import FACET_GROUPS, Facets, Filters, PriceRange
 from ..store.base import VectorBatch
 from ..store.ranking import Ranking
 from .columns import Columns, codes_of, name_rank, postings_of
-from .rows import Buffer, IdOrder, Lineage, live_mask
+from .rows import Buffer, IdOrder, Lineage
 
 
 class VectorIndex:
     """An immutable snapshot: float32 matrix, ids, facet codes and postings, and a mask of live rows.
 
-    ``patched`` derives the next snapshot from a change (rows appended, replaced rows and removed
+    ``patch.patched`` derives the next snapshot from a change (rows appended, replaced rows and removed
     ones masked), sharing this one's buffers (``rows.py``), so an update costs the size of the change.
     """
 
@@ -223,80 +222,6 @@ class VectorIndex:
             facets[group] = self.counts(attr, np.flatnonzero(other) if other is not None else np.arange(self.rows))
         return [self.ids[r] for r in rows[offset : offset + limit]], len(rows), facets
 
-    # -- patching ------------------------------------------------------------------------------
-    def patched(self, batch: VectorBatch, removed: Iterable[str] = ()) -> Patch:
-        """The next snapshot: ``batch`` rows appended (same-id rows masked), ``removed`` ids masked.
-
-        Only the newest snapshot of a lineage can be patched (its id -> row map is shared);
-        an older one raises ``StalePatch`` and the caller reloads.
-        """
-        lineage = self.lineage
-        with lineage.lock:
-            if lineage.head is not self:
-                raise StalePatch("only the newest snapshot can be patched")
-            row_of = lineage.row_of
-            upserted = list(dict.fromkeys(batch.ids))
-            if len(upserted) != len(batch.ids):
-                raise ValueError("a patch names each id once")
-            gone = [*(set(removed) - set(upserted)), *upserted]
-            killed = np.asarray([row_of[i] for i in gone if i in row_of], np.int64)
-            out = self._appended(batch)
-            if len(killed) or self._alive is not None:
-                out._alive = live_mask(self._alive, self.rows, killed, len(batch.ids))
-            out.live = self.live - len(killed) + len(upserted)
-            for id_ in removed:
-                row_of.pop(id_, None)
-            row_of.update(zip(upserted, range(self.rows, out.rows), strict=True))
-            lineage.head = out
-        return Patch(out, np.arange(self.rows, out.rows), killed)
-
-    def _appended(self, batch: VectorBatch) -> VectorIndex:
-        out = object.__new__(VectorIndex)
-        out.__dict__.update(self.__dict__)  # shares buffers, lineage and order; replaced below where changed
-        n, k = self.rows, len(batch.ids)
-        if not k:
-            return out
-        out.rows = n + k
-        out._matrix = self._matrix.append(n, np.asarray(batch.vectors, dtype=self._matrix.data.dtype))
-        out._ids = self._ids.append(n, np.asarray(batch.ids, dtype=object))
-        out._prices = self._prices.append(n, batch.price_column())
-        out._vocab, out._codes, out._postings = {}, {}, {}
-        for attr, values in batch.facets.items():
-            vocab = out._vocab[attr] = dict(self._vocab[attr])
-            width = self._codes[attr].data.shape[1]
-            codes = codes_of(values, vocab, max(width, *(len(v) for v in values)))
-            old = self._codes[attr]
-            if codes.shape[1] > width or (len(vocab) >= 2**15 and old.data.dtype == np.int16):
-                wider = np.full((n, codes.shape[1]), -1, dtype=codes.dtype)
-                wider[:, :width] = old.view(n)
-                old = Buffer.of(wider)  # a value with more items than any before, or a wider code type
-            out._codes[attr] = old.append(n, codes)
-            postings = out._postings[attr] = dict(self._postings[attr])
-            for value, rows in postings_of(vocab, codes):
-                if value in postings:
-                    buffer, m = postings[value]
-                    postings[value] = (buffer.append(m, rows + n, slack=False), m + len(rows))
-                else:
-                    postings[value] = (Buffer.of(rows + n, slack=False), len(rows))
-            if len(vocab) != len(self._vocab[attr]):
-                out._name_rank = {**out._name_rank, attr: name_rank(vocab)}
-        out.order = self.order.then(np.arange(n, n + k))
-        return out
-
-    def compacted(self) -> tuple[VectorIndex, np.ndarray]:
-        """A snapshot of the live rows only (a new lineage) and each old row's new row (-1 = dropped).
-
-        Column-wise numpy copies (codes and vocabularies kept as they are), no per-row Python work."""
-        rows = self.live_rows()
-        remap = np.full(self.rows, -1, dtype=np.int64)
-        remap[rows] = np.arange(len(rows))
-        columns = {attr: (dict(vocab), self._codes[attr].view(self.rows)[rows]) for attr, vocab in self._vocab.items()}
-        out = object.__new__(VectorIndex)
-        matrix = Buffer.gathered(self.matrix, rows)
-        order = remap[self.order.rows(self.ids, self.alive)]
-        out._setup(self.ids[rows], matrix, columns, order, Buffer.of(self.prices[rows]))
-        return out, remap
-
     def memory_bytes(self) -> int:
         """Bytes of the arrays behind this snapshot, spare capacity and the id -> row map included."""
         total = self._matrix.data.nbytes + self._ids.data.nbytes + self.order.base.nbytes + self._prices.data.nbytes
@@ -307,19 +232,6 @@ class VectorIndex:
     @property
     def dead(self) -> int:
         return self.rows - self.live
-
-
-class StalePatch(Exception):
-    """A snapshot other than its lineage's newest was asked for a patch."""
-
-
-@dataclasses.dataclass
-class Patch:
-    """A patched snapshot, the rows it appended and the rows it masked (removed or replaced)."""
-
-    index: VectorIndex
-    appended: np.ndarray
-    killed: np.ndarray
 
 
 _BLOCK = 2048  # rows per float16 -> float32 block (4 MB at 512-d)

@@ -27,7 +27,8 @@ from ..config import Settings
 from ..errors import EmptyCatalogError, SimilarityError
 from ..store.base import CatalogStore
 from ..store.ranking import Ranker, Ranking
-from .exact import StalePatch, VectorIndex
+from .exact import VectorIndex
+from .patch import StalePatch, compacted, patched
 from .torch_scores import GPU_GRAPH_ROWS, TorchScorer, gpu_scorer
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ class StoreIndex(Ranker):
             return None  # re-embedded with another model size
         gone = set(changes.removed_ids) | (set(changes.upserted_ids) - set(batch.ids))  # removed meanwhile
         try:
-            patch = exact.patched(batch, gone)
+            patch = patched(exact, batch, gone)
         except StalePatch:
             return None
         if isinstance(index, VectorIndex):
@@ -280,7 +281,7 @@ def _exact(index: VectorIndex | AnnIndex) -> VectorIndex:
 
 
 def _compacted(index: VectorIndex | AnnIndex) -> VectorIndex | AnnIndex:
-    compact, remap = _exact(index).compacted()
+    compact, remap = compacted(_exact(index))
     return compact if isinstance(index, VectorIndex) else index.over(compact, remap)
 
 
