@@ -7,13 +7,14 @@
   the graph and its files next to a SQLite catalog;
 - ``store_index.py``: ``StoreIndex``, the shared index over a catalog store, patched by the store's own writes
   and from its change feed (reloaded only for large changes); the ANN builder is handed in at a seam
-  (``StoreIndex(ann=...)``);
+  (``StoreIndex(ann=...)``; ``builder.py`` holds its type and the default faiss builder);
 - ``rows.py``: the append-only buffers that let patched snapshots share memory (copy-on-write without copies).
 """
 
 from __future__ import annotations
 
+from .builder import AnnBuilder, hnsw_builder
 from .exact import VectorIndex
-from .store_index import AnnBuilder, StoreIndex, Tuning, default_ranker, hnsw_builder
+from .store_index import StoreIndex, Tuning, default_ranker
 
 __all__ = ["AnnBuilder", "StoreIndex", "Tuning", "VectorIndex", "default_ranker", "hnsw_builder"]

@@ -8,7 +8,8 @@ A write through the store object itself patches the index before it returns (``C
 writes by other processes (e.g. ``data_seed``) are read from the feed by the next search.
 
 A catalog above ``SIMILARITY_ANN_THRESHOLD`` gets an ANN graph (``ann.py``) on top of the exact index;
-the graph builder comes in through the constructor (``ann=``), so imports run one way (exact <- ann <- here).
+the graph builder comes in through the constructor (``ann=``; default ``builder.hnsw_builder``), so imports
+run one way (exact <- ann <- here).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +27,7 @@ from ..config import Settings
 from ..errors import EmptyCatalogError, SimilarityError
 from ..store.base import CatalogStore
 from ..store.ranking import Ranker, Ranking
+from .builder import AnnBuilder, hnsw_builder, rebuild_dead
 from .exact import VectorIndex
 from .patch import StalePatch, compacted, patched
 from .torch_scores import GPU_GRAPH_ROWS, TorchScorer, gpu_scorer
@@ -49,10 +50,6 @@ class Tuning:
     compact_sync_rows: int = 50_000  # up to this many rows compaction runs at once, beyond in a thread
     merge_rows: int = 5_000  # rows outside the ANN graph beyond max(merge_rows, merge_share * catalog)
     merge_share: float = 0.01  # ... are merged into (a copy of) the graph
-
-
-# (exact index, store, store version, previous ANN index or None, progress bar) -> an index with the same contract
-AnnBuilder = Callable[[VectorIndex, CatalogStore, str, "AnnIndex | None", bool], "AnnIndex"]
 
 
 class StoreIndex(Ranker):
@@ -158,7 +155,7 @@ class StoreIndex(Ranker):
     def _needs_merge(self, ann: AnnIndex) -> bool:
         """Many rows outside the graph, or many dead labels in it: time for a merge into a copy of the graph."""
         outside = len(ann.delta) > max(self.tuning.merge_rows, self.tuning.merge_share * len(ann))
-        return outside or ann.dead_share > _rebuild_dead()
+        return outside or ann.dead_share > rebuild_dead()
 
     def _tidy(self) -> None:
         """Drop masked rows once they are many: at once in a small catalog (or without ``background``), else
@@ -283,21 +280,6 @@ def _exact(index: VectorIndex | AnnIndex) -> VectorIndex:
 def _compacted(index: VectorIndex | AnnIndex) -> VectorIndex | AnnIndex:
     compact, remap = compacted(_exact(index))
     return compact if isinstance(index, VectorIndex) else index.over(compact, remap)
-
-
-def _rebuild_dead() -> float:
-    from .ann import REBUILD_DEAD
-
-    return REBUILD_DEAD
-
-
-def hnsw_builder(
-    exact: VectorIndex, store: CatalogStore, version: str, previous: AnnIndex | None, progress: bool
-) -> AnnIndex:
-    """The default ANN builder: a faiss HNSW graph, reused, updated or rebuilt (``ann.attach``)."""
-    from . import ann  # faiss is imported only for large catalogs
-
-    return ann.attach(exact, store, version, previous, progress)
 
 
 def default_ranker(
