@@ -47,6 +47,13 @@ def served(tiny_embedder, tmp_path_factory) -> Iterator[tuple[str, str, list]]:
         demo.close()
 
 
+IDS = "(els) => els.map((e) => e.dataset.id || e.dataset.match).filter(Boolean)"
+
+
+def card_matches(page) -> list[str]:
+    return page.locator("#region-view .region-card").evaluate_all(IDS)
+
+
 def changed(page, before: list[str]) -> list[str]:
     page.wait_for_function(
         "(before) => { const now = [...document.querySelectorAll('#results-gallery .caption-label')]"
@@ -102,6 +109,19 @@ def test_boxes_are_drawn_and_a_region_a_box_and_the_whole_photo_drive_the_galler
     assert page.evaluate("document.documentElement.scrollWidth") <= MOBILE["width"]
 
     page.set_viewport_size(DESKTOP)
+    cards = card_matches(page)
+    disliked = [i for i in page.locator("#vote-strip button[data-vote=dislike]").evaluate_all(IDS) if i in cards]
+    assert disliked, "the drawn box's results hold none of the cards' matches"
+    for n, product in enumerate(disliked):  # one at a time: each vote reads the chips the last one left
+        page.locator(f'#vote-strip button[data-vote=dislike][data-id="{product}"]').click()
+        page.locator("#vote-strip button[data-vote=dislike][aria-pressed=true]").nth(n).wait_for(timeout=WAIT_MS)
+    page.locator("#refine-btn").click()
+    page.wait_for_function(  # the cards follow the Refine: no card shows a disliked product any more
+        f"(gone) => {{ const now = ({IDS})([...document.querySelectorAll('#region-view .region-card')]);"
+        " return now.length && !now.some((i) => gone.includes(i)); }",
+        arg=disliked,
+        timeout=WAIT_MS,
+    )
     page.locator("#results-gallery .thumbnail-item").first.click()  # More like this: a product is the query now
     page.locator("#detail-more").click()
     page.locator("#region-view").wait_for(state="hidden", timeout=WAIT_MS)  # the photo's regions no longer apply

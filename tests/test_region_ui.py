@@ -12,6 +12,7 @@ from similarity.ui.explain import ExplainHandlers
 from similarity.ui.files import UiFiles
 from similarity.ui.handlers import SearchHandlers
 from similarity.ui.regions import RegionHandlers
+from similarity.ui.steer import SteerHandlers
 
 from .test_app_handlers import seeded_service
 from .test_region_api import scene_of_catalog_pictures
@@ -104,3 +105,28 @@ def test_a_single_product_photo_changes_nothing_but_a_folded_box_tool(page, tmp_
     text_only = search.search(None, "", "red shoe", 0.5, *NO_FILTERS)
     hidden, none = handlers.find(None, "", text_only.session, *NO_FILTERS)
     assert hidden["visible"] is False and none is None
+
+
+def card_matches(html: str) -> list[str]:
+    """Each region card's best match id, in region order (the "Whole photo" card has none)."""
+    return [part.split('"', 1)[0] for part in html.split(' data-match="')[1:]]
+
+
+def test_the_cards_follow_a_refine_and_agree_with_the_picked_regions_gallery(page):
+    search, handlers, photo, _, _, counting = page
+    steering = SteerHandlers(search.service, search)
+    whole = search.search(photo, "", "", 0.5, *NO_FILTERS)
+    view, state = handlers.find(photo, "", whole.session, *NO_FILTERS)
+    before = card_matches(view["value"])
+    assert len(before) == 4
+    chips = [{"vote": "dislike", "id": i, "label": "👎"} for i in dict.fromkeys(before)]
+    calls = counting.calls
+    refined = steering.refine("", "", chips, 0.5, *NO_FILTERS, whole.session)
+    after = card_matches(handlers.refresh(state, *NO_FILTERS, refined.session))
+    assert counting.calls == calls  # neither the crops nor the chips' products are embedded
+    assert len(after) == 4 and not set(after) & set(before), (before, after)  # the disliked matches are gone
+    for index in range(4):  # picking a region shows its card's match first (scores and all)
+        picked, html, _ = pick(handlers, state, refined.session, index=index)
+        assert picked[8].ids[0] == after[index] and card_matches(html) == after
+    cleared = steering.clear(0.5, *NO_FILTERS, refined.session)[4:]  # chips, view, boxes, then the page
+    assert card_matches(handlers.refresh(state, *NO_FILTERS, cleared[8])) == before

@@ -192,7 +192,7 @@ def _search_tab(
     tags = {"fn": handlers.show_tags, "inputs": [session], "outputs": [tag_panel, timings], **PRIVATE}
     tags["concurrency_limit"] = 8  # it only waits for the background tagger
     detected = {"fn": handlers.apply_detected, "inputs": [detect, *ranking, session], "show_progress": "hidden"}
-    detect.input(**detected, **common)
+    redetected = detect.input(**detected, **common)
     searches = (
         gr.on([go.click, url.submit, text.submit], **new_search, **common),
         image.change(**{**new_search, "fn": steering.auto_search}, **common, trigger_mode="always_last"),
@@ -205,12 +205,12 @@ def _search_tab(
     triggers += [*(c.submit for c in controls[:2]), *(c.blur for c in controls[:2]), controls[2].input]
     triggers += [controls[3].release, controls[4].input]  # price range, sort, within best, collapse
     reranked = gr.on(triggers, **rerank, **common, trigger_mode="always_last")
+    refined = steer.wire(steering, boxes, feedback, strip, price_note, shown, (text_weight, ranking, session, outputs))
     page = (image, url, ranking, session, outputs)
     regions = RegionHandlers(handlers, region_search)
-    wire_regions(regions, region_view, region_state, searches, reranked, clear, page)
+    wire_regions(regions, region_view, region_state, searches, [reranked, redetected, *refined], clear, page)
     more = wire_detail(shown, detail, gallery, handlers.similar, ranking, session, browser, outputs)
     more.success(regions.reset, outputs=[region_view, region_state], **PRIVATE)  # a product is the query now
-    steer.wire(steering, boxes, feedback, strip, price_note, shown, (text_weight, ranking, session, outputs))
     clear.add([image, url, text, gallery, timings, *boxes])
     reset = [session, source, tag_panel, *groups]
     clear.click(lambda: (None, START_HINT, TAG_HINT, *[_hidden_group()] * len(groups)), outputs=reset, **PRIVATE)

@@ -125,8 +125,9 @@ def _card(index: int, region: Region, crop: Image.Image, match: Match | None, th
         thumb_img = f'<img src="{thumb}" alt="{name}">' if thumb else ""
         pictures = f'<span class="pair"><img src="{data_url(crop, CROP_SIDE)}" alt="">{thumb_img}</span>'
     label = html.escape(f"Search region {index + 1}")
+    best = f' data-match="{html.escape(match.product.id)}"' if match is not None else ""
     return (
-        f'<button type="button" class="{_selected("region-card", on)}" data-index="{index}" aria-label="{label}" '
+        f'<button type="button" class="{_selected("region-card", on)}" data-index="{index}"{best} aria-label="{label}" '
         f'aria-pressed="{_aria(on)}">{pictures}<span><b>{index + 1}</b> · {title}</span>{found}</button>'
     )
 

@@ -4,8 +4,9 @@ The page's search shows the whole photo's results first, as before; this view fi
 the same event chain (``find``): the regions are found and their crops embedded in one batched pass,
 reusing the whole photo's query. Picking a region (a click, Enter or Space on its box or card, or a box
 dragged on the photo) makes its query the session's query, so the gallery, facets, filters, the Map
-tab's pin, "Why this match?" and Save follow it; "Whole photo" brings the original back. A filter change
-re-ranks from the kept vectors (``refresh``).
+tab's pin, "Why this match?" and Save follow it; "Whole photo" brings the original back. A filter change,
+a Refine or a cleared steering re-ranks each card from the kept vectors (``refresh``), steered and weighted
+like the page's query, so a card's best match is the gallery's first result once that region is picked.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..errors import SimilarityError
 from ..records import thumbnail_data_url
 from ..regions.boxes import Region, parse_user_box
 from ..regions.search import RegionQuery, RegionSearch, embed_once
-from ..steering import steered_like
+from ..steering import Query, steered_like
 from .handlers import SearchHandlers, SearchOutputs, SearchSession, user_errors
 from .ranking import RankArgs
 from .region_html import CSS, data_url, region_view
@@ -74,21 +75,23 @@ class RegionHandlers:
         else:
             index = data.get("index")
             state.selected = index if isinstance(index, int) and 0 <= index < len(state.prepared.regions) else None
-        query = steered_like(state.prepared.query(self.service, state.selected), session.query)  # after a Refine too
+        query = self._query(state, state.selected, session)
         crop = None if state.selected is None else state.prepared.crop(state.selected)
         picked = dataclasses.replace(session, query=query, source=None, crop=crop, tags_shown=True)
         note = "whole photo" if state.selected is None else f"region {state.selected + 1}"
         outputs = self.search._show(picked, args, gr.skip(), note=note)
         if state.selected is not None:  # "12 results for region 2 of your photo"
             outputs = outputs._replace(source=outputs.source.replace(" for your photo", f" for {note} of your photo"))
-        return (*outputs, self._view(state, args), state)
+        return (*outputs, self._view(state, args, session), state)
 
     def refresh(self, state: RegionState | None, *ranking: Any) -> Any:
-        """Filters changed: each card's best match again, from the kept vectors (no embedding)."""
+        """The page re-ranked (filters, price, sort, Refine, steering cleared): each card's best match again,
+        from the kept vectors (no embedding). ``ranking`` ends with the page's session where there is one."""
         if state is None:
             return gr.skip()
         try:
-            return self._view(state, RankArgs.from_inputs(ranking)[0])
+            args, session = RankArgs.from_inputs(ranking)
+            return self._view(state, args, session)
         except SimilarityError:
             return gr.skip()
 
@@ -113,11 +116,22 @@ class RegionHandlers:
         prepared = dataclasses.replace(candidate, vectors=np.stack(vectors))
         return RegionState(prepared, len(kept))
 
-    def _view(self, state: RegionState, args: RankArgs) -> str:
+    def _query(self, state: RegionState, index: int | None, session: SearchSession | None) -> Query:
+        """Region ``index``'s query (None: the whole photo) with the page's text weight and steering, as the
+        page's query has them now (after a Refine or a text-weight change too); nothing is embedded."""
+        query = state.prepared.query(self.service, index)
+        if session is None:
+            return query
+        page = session.query
+        if page.text_weight != query.text_weight:
+            query = self.service.reweight(query, page.text_weight)
+        return steered_like(query, page)
+
+    def _view(self, state: RegionState, args: RankArgs, session: SearchSession | None = None) -> str:
         prepared = state.prepared
         best = []
         for index in range(len(prepared.regions)):
-            matches = args.rank(self.service, prepared.query(self.service, index)).matches
+            matches = args.rank(self.service, self._query(state, index, session)).matches
             match = matches[0] if matches else None
             best.append((match, _thumb(match)))
         crops = [prepared.crop(i) for i in range(len(prepared.regions))]
@@ -143,15 +157,17 @@ def build_region_view() -> tuple[gr.HTML, gr.State]:
 
 
 def wire_regions(
-    handlers: RegionHandlers, view: gr.HTML, state: gr.State, searched: list, reranked: Any, clear: Any, page: tuple
+    handlers: RegionHandlers, view: gr.HTML, state: gr.State, searched: list, reranked: list, clear: Any, page: tuple
 ) -> None:
-    """``searched``: the page's new-search events; ``reranked``: its re-rank event; ``page``: (image, url,
-    ranking components in RANK_INPUTS order, session, the page's result outputs)."""
+    """``searched``: the page's new-search events; ``reranked``: its events that rank the kept query again
+    (filters, Refine, …); ``page``: (image, url, ranking components in RANK_INPUTS order, session, the
+    page's result outputs)."""
     image, url, ranking, session, outputs = page
     for event in searched:  # after the whole photo's results are shown
         event.then(handlers.find, [image, url, session, *ranking], [view, state], show_progress="hidden",
                    concurrency_id="regions", **PRIVATE)  # fmt: skip
-    reranked.then(handlers.refresh, [state, *ranking], view, show_progress="hidden", **PRIVATE)
+    for event in reranked:  # the cards follow the gallery
+        event.then(handlers.refresh, [state, *ranking, session], view, show_progress="hidden", **PRIVATE)
     view.region_select(handlers.select, [state, *ranking, session], [*outputs, view, state],
                        concurrency_id="search", **PRIVATE)  # fmt: skip
     clear.click(handlers.reset, outputs=[view, state], **PRIVATE)

@@ -260,15 +260,17 @@ def wire(
     note: Any,
     detail: Any,
     steps: tuple[Any, list, Any, list],
-) -> None:
+) -> list[Any]:
     """Events: Refine (button, Enter in a box), 👍/👎 (strip and detail view), chip removal, Clear, and the
-    strip and price note following each search. ``steps``: (text weight, ranking inputs, session, outputs)."""
+    strip and price note following each search. ``steps``: (text weight, ranking inputs, session, outputs).
+    Returns the events that rank the page's query again (Refine, Clear), for the region cards to follow."""
     text_weight, ranking, session, outputs = steps
     prices = ranking[RANK_INPUTS.index("price_min") : RANK_INPUTS.index("price_max") + 1]
     private = {"api_visibility": "private"}
     common = {"outputs": outputs, "concurrency_id": "search", **private}
     refine_in = [boxes.more, boxes.less, feedback.chips, text_weight, *ranking, session]
-    gr.on([feedback.refine.click, boxes.more.submit, boxes.less.submit], handlers.refine, refine_in, **common)
+    refined = gr.on([feedback.refine.click, boxes.more.submit, boxes.less.submit], handlers.refine, refine_in,
+                    **common)  # fmt: skip
     chips = [feedback.chips, feedback.view]
     strip.vote(handlers.vote, [feedback.chips], chips, **private)
     detail.like.click(
@@ -278,7 +280,9 @@ def wire(
                          **private)  # fmt: skip
     feedback.view.input(handlers.remove, [feedback.view, feedback.chips], chips, **private)
     cleared = [*chips, boxes.more, boxes.less, *outputs]
-    feedback.clear.click(handlers.clear, [text_weight, *ranking, session], cleared, concurrency_id="search", **private)
+    unsteered = feedback.clear.click(handlers.clear, [text_weight, *ranking, session], cleared, concurrency_id="search",
+                                     **private)  # fmt: skip
     shown = {"fn": handlers.strip, "inputs": [session, feedback.chips], "outputs": strip, "show_progress": "hidden"}
     gr.on([session.change, feedback.chips.change], **shown, **private)
     session.change(handlers.price_note, [session], [note, *prices], show_progress="hidden", **private)
+    return [refined, unsteered]
