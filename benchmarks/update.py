@@ -26,6 +26,7 @@ import numpy as np
 
 from similarity.config import Settings
 from similarity.index import StoreIndex
+from similarity.index.patch import compacted
 from similarity.normalize import CATEGORIES, COLORS
 from similarity.records import Filters, Product
 from similarity.store.local import LocalStore
@@ -176,7 +177,7 @@ def compaction(n: int, index: StoreIndex, bench: Bench) -> str:
 
     def work() -> None:
         start = time.perf_counter()
-        compact, remap = current.exact.compacted()
+        compact, remap = compacted(current.exact)
         current.over(compact, remap)
         took.append(time.perf_counter() - start)
 
