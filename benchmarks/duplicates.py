@@ -7,16 +7,29 @@ Catalog: the clustered synthetic vectors of ``benchmarks/search.py`` (cosine ~0.
 ``memory://`` store, with planted near-duplicates: 1% of the products are re-uploads of another (vector
 at cosine ~0.97, thumbnail = a resized/re-encoded/cropped/brightened/watermarked copy) and 0.5% are a
 different photo of the same generated product (cosine ~0.93, thumbnail = another shot). Every product
-has a thumbnail (a pool of rendered photos for the rest). Peak memory is tracemalloc's peak over the
-scan (numpy's arrays included; the store's own rows excluded).
+has a thumbnail (a pool of rendered photos for the rest).
+
+Each size runs in a fresh process (``--child N``), so one size's memory and warm-up do not reach the next.
+Memory is resident memory (RSS), which counts torch's buffers as well as numpy's: the peak growth over the
+scan above the RSS before it (VmHWM reset through ``/proc/self/clear_refs``; where that is not allowed,
+``ru_maxrss``, the process's peak so far, an upper bound). Torch is imported and small bf16 and float32 scans
+run first (the app has torch loaded for the model): the warm-up's time and memory are columns of their own.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import ctypes
+import gc
 import io
 import itertools
+import json
+import resource
+import subprocess
+import sys
 import time
-import tracemalloc
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -31,6 +44,7 @@ from similarity.store import open_store
 from tests.dup_photos import REUPLOADS, product_photo, reupload
 
 POOL = 400  # rendered thumbnails shared by the products that are not planted
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _twin(v: np.ndarray, cosine: float, rng: np.random.Generator) -> np.ndarray:
@@ -69,26 +83,80 @@ def catalog(n: int) -> tuple[object, set[frozenset]]:
     return store, truth
 
 
-def scan_row(n: int) -> list[object]:
+def _status_kib(field: str) -> int | None:
+    """A ``/proc/self/status`` figure in KiB (VmRSS, VmHWM); None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class PeakRss:
+    """Peak RSS growth over a block, in MiB: VmHWM reset at its start, or ru_maxrss (an upper bound)."""
+
+    def __enter__(self) -> PeakRss:
+        gc.collect()
+        # hand freed heap pages back, or the block reuses them unseen (glibc keeps them resident)
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+            self.method = "VmHWM"
+        except OSError:
+            self.method = "ru_maxrss"
+        self.start = _status_kib("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        hwm = _status_kib("VmHWM") if self.method == "VmHWM" else None
+        peak = hwm or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        self.growth_mib = max(0, peak - self.start) / 1024
+
+
+def scan_row(n: int) -> dict[str, object]:
+    """One size, measured in this process (run it in a fresh one: ``--child N``)."""
     store, truth = catalog(n)
     batch = store.load_vectors()
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    report = DuplicateFinder(store).scan(batch)
-    total = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
+    warm = np.ascontiguousarray(batch.vectors[:2000])
+    with PeakRss() as warm_mem:  # torch's import and its first bf16 and float32 calls (oneDNN's, BLAS's set-up)
+        t0 = time.perf_counter()
+        neighbour_pairs(warm, DEFAULT_THRESHOLD, half=True)
+        neighbour_pairs(warm, DEFAULT_THRESHOLD, half=False)
+        warmup = time.perf_counter() - t0
+    with PeakRss() as scan_mem:
+        t0 = time.perf_counter()
+        report = DuplicateFinder(store).scan(batch)
+        total = time.perf_counter() - t0
     found = {frozenset(p) for g in report.groups if g.kind == NEAR for p in itertools.combinations(g.ids, 2)}
     hits = len(found & truth)
     t = report.timings_s
-    t0 = time.perf_counter()
-    neighbour_pairs(batch.vectors, DEFAULT_THRESHOLD, half=False)
-    float32 = time.perf_counter() - t0
-    return [
-        n, report.candidates, f"{t['candidates']:.2f}", f"{float32:.2f}", f"{t['confirm']:.2f}", f"{total:.2f}",
-        f"{peak:.0f}",
-        f"{batch.vectors.nbytes / 2**20:.0f}", f"{hits / max(1, len(found)):.3f}", f"{hits / max(1, len(truth)):.3f}",
-    ]  # fmt: skip
+    with PeakRss() as f32_mem:
+        t0 = time.perf_counter()
+        neighbour_pairs(batch.vectors, DEFAULT_THRESHOLD, half=False)
+        float32 = time.perf_counter() - t0
+    return {
+        "row": [
+            n, report.candidates, f"{warmup:.2f}", f"{t['candidates']:.2f}", f"{float32:.2f}", f"{t['confirm']:.2f}",
+            f"{total:.2f}", f"{warm_mem.growth_mib:.0f}", f"{scan_mem.growth_mib:.0f}", f"{f32_mem.growth_mib:.0f}",
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}",
+            f"{batch.vectors.nbytes / 2**20:.0f}", f"{hits / max(1, len(found)):.3f}",
+            f"{hits / max(1, len(truth)):.3f}",
+        ],
+        "method": scan_mem.method,
+    }  # fmt: skip
+
+
+def scan_in_child(n: int) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.duplicates", "--child", str(n)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if out.returncode:
+        raise SystemExit(f"the {n:,} run failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _grey(image: Image.Image) -> Image.Image:
@@ -130,8 +198,15 @@ def measure_pixels(photos: list[Image.Image], label: str, shots: list[tuple] = (
 
 
 def main() -> None:
-    args = parser(__doc__, sizes="10000,100000").parse_args()
-    scans = [scan_row(n) for n in args.sizes]
+    cli = parser(__doc__, sizes="10000,100000")
+    cli.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in this process; prints a JSON row
+    args = cli.parse_args()
+    if args.child:
+        print(json.dumps(scan_row(args.child)))
+        return
+    children = [scan_in_child(n) for n in args.sizes]
+    scans = [c["row"] for c in children]
+    method = "VmHWM" if all(c["method"] == "VmHWM" for c in children) else "ru_maxrss (upper bound)"
     families = 30
     pixel_rows = measure_pixels(
         [product_photo(f, 0) for f in range(families)], f"generated ({families})",
@@ -141,16 +216,22 @@ def main() -> None:
     if real:
         pixel_rows += measure_pixels([load_image(str(p)).image for p in real], f"real photos ({len(real)})")
     body = "## Scan\n\n" + markdown_table(
-        ["products", "candidate pairs", "candidates s", "candidates s, float32", "confirm s", "total s", "peak MiB",
-         "vectors MiB",
-         "precision", "recall"], scans,
+        ["products", "candidate pairs", "warm-up s", "candidates s", "candidates s, float32", "confirm s",
+         "total s", "warm-up peak RSS growth MiB",
+         "scan peak RSS growth MiB", "float32 candidates peak RSS growth MiB", "process peak RSS MiB",
+         "vectors MiB", "precision", "recall"], scans,
     )  # fmt: skip
     body += (
-        "\n\nCandidates: every product scored against the catalog in blocks (32 MiB of scores a block), the 10 "
-        "nearest at cosine >= 0.90; bf16 scores on this CPU (AMX), those passing 0.88 rescored in float32; the "
-        "float32 column scores everything in float32 (the path of CPUs without bf16 units). Confirm: thumbnails "
-        "read and hashed, pairs compared. Precision and recall over the planted re-upload pairs (near-identical "
-        "groups).\n\n## Pixel measures (lowest re-upload score, "
+        "\n\nEach size in a fresh process. Candidates: every product scored against the catalog in blocks (32 MiB "
+        "of scores a block), the 10 nearest at cosine >= 0.90; bf16 scores on this CPU (AMX), those passing 0.88 "
+        "rescored in float32; the float32 column scores everything in float32 (the path of CPUs without bf16 "
+        "units). Warm-up: torch's import and a first bf16 and float32 scan of 2,000 vectors (one-time costs of "
+        "the process), run before the timed scan. "
+        "Confirm: thumbnails read and hashed, pairs compared. Precision and recall over the planted re-upload "
+        f"pairs (near-identical groups). Peak RSS growth: the most resident memory above the RSS before the "
+        f"block (freed heap pages trimmed first), measured by {method}; the vectors were loaded before it (their own "
+        "column). Process peak RSS: the whole child (python, torch, the memory store with its thumbnails, the "
+        "catalog's construction).\n\n## Pixel measures (lowest re-upload score, "
         "highest score of two different photos; near-identical at >= 0.82)\n\n"
     )
     body += markdown_table(
@@ -160,7 +241,7 @@ def main() -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     sizes = [r[0] for r in scans]
-    for col, label in ((2, "candidates (bf16)"), (3, "candidates (float32)"), (4, "confirm"), (5, "total")):
+    for col, label in ((3, "candidates (bf16)"), (4, "candidates (float32)"), (5, "confirm"), (6, "total")):
         ax.plot(sizes, [float(r[col]) for r in scans], marker="o", label=label)
     ax.set_xscale("log"), ax.set_xlabel("products"), ax.set_ylabel("seconds"), ax.legend()
     ax.set_title("Near-duplicate scan (2 vCPU)")

@@ -80,7 +80,7 @@ def neighbour_pairs(
     """Each row's ``k`` nearest other rows at cosine >= ``threshold``, as unique pairs (exact, blocked).
 
     ``half`` (default: where the CPU has bf16 matrix units, AMX or AVX512_BF16) scores the blocks in bf16,
-    faster there (1.6x at 100k, benchmarks/duplicates.py), keeps what passes ``threshold - HALF_MARGIN`` and
+    faster there (about 3x at 100k, benchmarks/duplicates.py), keeps what passes ``threshold - HALF_MARGIN`` and
     scores those pairs again in float32, so the cosines reported and the threshold applied are exact.
     """
     import torch
