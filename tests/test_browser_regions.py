@@ -33,6 +33,7 @@ from .test_region_api import scene_of_catalog_pictures
 
 pytestmark = pytest.mark.browser
 BOXES = "#region-view .region-box"
+DISLIKES = "#results-gallery .vote-pin button[data-vote=dislike]"  # 👎 on each result picture
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +111,11 @@ def test_boxes_are_drawn_and_a_region_a_box_and_the_whole_photo_drive_the_galler
 
     page.set_viewport_size(DESKTOP)
     cards = card_matches(page)
-    disliked = [i for i in page.locator("#vote-strip button[data-vote=dislike]").evaluate_all(IDS) if i in cards]
+    disliked = [i for i in page.locator(DISLIKES).evaluate_all(IDS) if i in cards]
     assert disliked, "the drawn box's results hold none of the cards' matches"
     for n, product in enumerate(disliked):  # one at a time: each vote reads the chips the last one left
-        page.locator(f'#vote-strip button[data-vote=dislike][data-id="{product}"]').click()
-        page.locator("#vote-strip button[data-vote=dislike][aria-pressed=true]").nth(n).wait_for(timeout=WAIT_MS)
+        page.locator(f'{DISLIKES}[data-id="{product}"]').click()
+        page.locator(f"{DISLIKES}[aria-pressed=true]").nth(n).wait_for(timeout=WAIT_MS)
     page.locator("#refine-btn").click()
     page.wait_for_function(  # the cards follow the Refine: no card shows a disliked product any more
         f"(gone) => {{ const now = ({IDS})([...document.querySelectorAll('#region-view .region-card')]);"

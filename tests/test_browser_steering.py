@@ -1,5 +1,6 @@
-"""Steering in a real browser (Playwright + Debian chromium): 👎 on a result shows a chip at once, Refine leaves
-the product off the first page; the thumbs work from the keyboard and fit a phone's width.
+"""Steering in a real browser (Playwright + Debian chromium): 👎 on a result picture shows a chip at once, Refine
+leaves the product off the first page; the thumbs sit on each picture, come right after it in tab order, name
+their product to screen readers and fit a phone's width.
 
 Also the script behind docs/screenshot-steering.png (demo catalog, tiny random model):
     python -m tests.test_browser_steering --docs
@@ -35,6 +36,12 @@ from .test_browser import (  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.browser
 CHIPS = "#steer-chip-box"
+ITEMS = "#results-gallery .gallery-item"
+
+
+def thumb(page, n: int, vote: str):  # noqa: F811
+    """The 👍 or 👎 pinned on the n-th result picture."""
+    return page.locator(ITEMS).nth(n).locator(f".vote-pin button[data-vote={vote}]")
 
 
 def titles(page) -> list[str]:  # noqa: F811
@@ -50,7 +57,12 @@ def test_dislike_then_refine_drops_the_product_and_shows_the_chip(page, app_url,
     search_photo(page, app_url, photo)
     before = titles(page)
     first = before[0]
-    page.locator("#vote-strip button[data-vote=dislike]").first.click()
+    dislike = thumb(page, 0, "dislike")
+    assert dislike.get_attribute("aria-label") == f"Less like {first}"
+    picture, pinned = page.locator(ITEMS).first.bounding_box(), dislike.bounding_box()
+    assert picture["x"] <= pinned["x"] and pinned["x"] + pinned["width"] <= picture["x"] + picture["width"]
+    assert picture["y"] <= pinned["y"] and pinned["y"] + pinned["height"] <= picture["y"] + picture["height"]
+    dislike.click()
     page.locator(CHIPS).get_by_text(f"👎 {first}").wait_for(timeout=WAIT_MS)  # at once, before any search
     refine(page)
     after = titles(page)
@@ -67,15 +79,20 @@ def test_thumbs_from_the_keyboard_and_on_a_phone(page, app_url, photo):  # noqa:
     page.set_viewport_size(MOBILE)
     search_photo(page, app_url, photo)
     second = titles(page)[1]
-    like = page.locator("#vote-strip button[data-vote=like]").nth(1)
-    like.focus()
+    thumb(page, 1, "like").wait_for(timeout=WAIT_MS)
+    page.locator(f"{ITEMS} .thumbnail-item").nth(1).focus()
+    page.keyboard.press("Tab")  # the picture's own 👍 comes next
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == f"More like {second}"
     page.keyboard.press("Enter")
     page.locator(CHIPS).get_by_text(f"👍 {second}").wait_for(timeout=WAIT_MS)
-    pressed = page.locator("#vote-strip button[aria-pressed=true]")
-    pressed.first.wait_for(timeout=WAIT_MS)  # the strip follows the chips
-    assert pressed.count() == 1
-    box = page.locator("#vote-strip button").first.bounding_box()
-    assert box["width"] >= 32 and box["height"] >= 28  # big enough to tap
+    pressed = page.locator("#results-gallery .vote-pin button[aria-pressed=true]")
+    pressed.first.wait_for(timeout=WAIT_MS)  # the pins follow the chips
+    assert pressed.count() == 1 and pressed.get_attribute("aria-label") == f"More like {second}"
+    assert page.evaluate("document.activeElement.dataset.vote") == "like"  # the keyboard keeps its place
+    for n in range(2):  # big enough to tap, and on the picture
+        box, picture = thumb(page, n, "dislike").bounding_box(), page.locator(ITEMS).nth(n).bounding_box()
+        assert box["width"] >= 32 and box["height"] >= 28
+        assert picture["x"] <= box["x"] and box["x"] + box["width"] <= picture["x"] + picture["width"]
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # nothing sticks out
     page.set_viewport_size(DESKTOP)
 
@@ -92,10 +109,11 @@ def make_docs_screenshot() -> None:
         with sync_playwright() as playwright:
             context = open_browser(playwright, str(Path(tmp) / "profile"))
             page = context.new_page()
-            page.set_viewport_size({"width": 1280, "height": 1400})  # down to the 👍/👎 strip
+            page.set_viewport_size({"width": 1280, "height": 1400})  # the chips and the first rows of pictures
             search_photo(page, url, str(query))
-            page.locator("#vote-strip button[data-vote=dislike]").first.click()
-            page.locator("#vote-strip button[data-vote=like]").nth(2).click()
+            thumb(page, 0, "dislike").click()
+            page.locator(CHIPS).get_by_text("👎").wait_for()
+            thumb(page, 2, "like").click()
             page.locator(CHIPS).get_by_text("👍").wait_for()
             page.locator("#steer-less textarea, #steer-less input").first.fill("red")
             refine(page)

@@ -1,15 +1,16 @@
 """The Search tab's steering handlers, called directly: chips added, removed and kept across re-ranks,
-Refine, Clear, the 👍/👎 strip and the price controls."""
+Refine, Clear, the data behind the 👍/👎 on each picture and the price controls."""
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import gradio as gr
 import pytest
 
 from similarity.ui import format as fmt
-from similarity.ui.steer import SteerHandlers, chip_key, steering_of
+from similarity.ui.steer import SteerHandlers, chip_key, steering_of, strip_html
 
 from .test_app_handlers import catalog_store, embedder, handlers, photo, rerank  # noqa: F401
 
@@ -92,13 +93,23 @@ def test_search_uses_the_boxes_and_the_chips(steer, photo):  # noqa: F811
     assert plain.session.ids[0] not in steered.session.ids
 
 
-def test_the_strip_offers_thumbs_for_every_result(steer, photo):  # noqa: F811
+def test_the_strip_lists_every_result_for_the_thumbs_on_its_picture(steer, photo):  # noqa: F811
     out = first_search(steer, photo)
     chips, _ = steer.vote([], clicked(out.session.ids[2], "like"))
     html = steer.strip(out.session, chips)
-    assert html.count('data-vote="like"') == html.count('data-vote="dislike"') == 6
-    assert html.count('aria-pressed="true"') == 1 and f'data-id="{out.session.ids[2]}"' in html
+    ids = re.findall(r'<li data-id="([^"]+)"', html)
+    assert ids == out.session.ids and html.count("<li ") == 6  # gallery order: vote_pins.js pins them in turn
+    assert html.count('data-vote="like"') == 1 and html.count('data-vote=""') == 5
+    assert f'<li data-id="{out.session.ids[2]}" data-title=' in html.split('data-vote="like"')[0]
     assert steer.strip(None, []) == ""
+
+
+def test_the_strip_escapes_product_text():
+    hostile = SimpleNamespace(id='x"><b>', name='<img src=x onerror="alert(1)">', brand="a&b", category="bags")
+    html = strip_html([hostile], {'x"><b>': "dislike"})
+    assert "<img" not in html and "<b>" not in html and 'onerror="' not in html
+    assert 'data-title="&lt;img src=x onerror=&quot;alert(1)&quot;&gt; — a&amp;b"' in html
+    assert 'data-vote="dislike"' in html
 
 
 def test_price_sort_and_the_price_note(steer, photo):  # noqa: F811

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import gradio as gr
@@ -27,19 +28,7 @@ from .ranking import RANK_INPUTS, RankArgs
 SORT_LABELS = {"relevance": "Relevance", "price_asc": "Price: low → high", "price_desc": "Price: high → low",
                "newest": "Newest"}  # fmt: skip
 VOTES = {"like": "👍", "dislike": "👎"}
-STRIP_JS = """element.addEventListener("click", (e) => {
-  const b = e.target.closest("button[data-vote]");
-  if (b) trigger("vote", {id: b.dataset.id, vote: b.dataset.vote});
-});"""
-STRIP_CSS = """
-.vote-strip {display: grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr)); gap: 4px 8px;}
-.vote-cell {display: flex; align-items: center; gap: 4px; font-size: .85em; min-width: 0;}
-.vote-cell span {flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;}
-.vote-cell button {border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 1px 6px;
-  background: var(--background-fill-primary); cursor: pointer; min-width: 32px; min-height: 28px;}
-.vote-cell button[aria-pressed="true"] {background: var(--color-accent-soft); border-color: var(--color-accent);}
-.vote-cell button:focus-visible {outline: 2px solid var(--color-accent);}
-"""
+STATIC = Path(__file__).parent / "static"  # vote_pins.js and .css: 👍/👎 on each result picture
 Chip = dict[str, str]  # {"vote": "like"|"dislike", "id": product id, "label": "👎 Name — brand"}
 
 
@@ -71,7 +60,7 @@ class SteerHandlers:
     # -- chips ------------------------------------------------------------------------------------
     @user_errors
     def vote(self, chips: list[Chip] | None, evt: gr.EventData) -> tuple[list[Chip], Any]:
-        """👍/👎 on a result (the strip under the results): shown at once as a chip; no search yet."""
+        """👍/👎 on a result picture: shown at once as a chip; no search yet."""
         data = getattr(evt, "_data", None) or {}
         return self.add(chips, data.get("id"), data.get("vote"))
 
@@ -161,17 +150,14 @@ def chip_view(chips: list[Chip]) -> Any:
 
 
 def strip_html(products: Sequence[Any], votes: dict[str, str]) -> str:
-    cells = []
-    for n, product in enumerate(products, 1):
-        title = html.escape(product_title(product))
-        buttons = "".join(
-            f'<button type="button" data-vote="{vote}" data-id="{html.escape(product.id)}" '
-            f'aria-pressed="{str(votes.get(product.id) == vote).lower()}" '
-            f'aria-label="{"More like" if vote == "like" else "Less like"} {title}" title="{vote}">{icon}</button>'
-            for vote, icon in VOTES.items()
-        )
-        cells.append(f'<div class="vote-cell"><span title="{title}">{n}. {title}</span>{buttons}</div>')
-    return f'<div class="vote-strip" role="group" aria-label="Rate the results">{"".join(cells)}</div>'
+    """The results in gallery order as data (id, title, the chip's vote): vote_pins.js pins a 👍/👎 pair on
+    each result picture from it."""
+    rows = "".join(
+        f'<li data-id="{html.escape(p.id)}" data-title="{html.escape(product_title(p))}" '
+        f'data-vote="{votes.get(p.id, "")}"></li>'
+        for p in products
+    )
+    return f'<ol class="vote-data" hidden>{rows}</ol>'
 
 
 def price_hints(prices: PriceRange | None) -> tuple[str, str]:
@@ -249,7 +235,10 @@ def feedback_row() -> Feedback:
 
 
 def vote_strip() -> Any:
-    return gr.HTML("", js_on_load=STRIP_JS, css_template=STRIP_CSS, elem_id="vote-strip")
+    """The results' data for the 👍/👎 pinned on each picture (the pins live in the gallery, not here)."""
+    script = (STATIC / "vote_pins.js").read_text(encoding="utf-8")
+    style = (STATIC / "vote_pins.css").read_text(encoding="utf-8")
+    return gr.HTML("", js_on_load=script, head=f"<style>{style}</style>", padding=False, elem_id="vote-strip")
 
 
 def wire(
@@ -261,9 +250,10 @@ def wire(
     detail: Any,
     steps: tuple[Any, list, Any, list],
 ) -> list[Any]:
-    """Events: Refine (button, Enter in a box), 👍/👎 (strip and detail view), chip removal, Clear, and the
-    strip and price note following each search. ``steps``: (text weight, ranking inputs, session, outputs).
-    Returns the events that rank the page's query again (Refine, Clear), for the region cards to follow."""
+    """Events: Refine (button, Enter in a box), 👍/👎 (on each picture and in the detail view), chip removal,
+    Clear, and the strip and price note following each search. ``steps``: (text weight, ranking inputs,
+    session, outputs). Returns the events that rank the page's query again (Refine, Clear), for the region
+    cards to follow."""
     text_weight, ranking, session, outputs = steps
     prices = ranking[RANK_INPUTS.index("price_min") : RANK_INPUTS.index("price_max") + 1]
     private = {"api_visibility": "private"}
