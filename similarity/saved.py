@@ -143,13 +143,17 @@ class SavedProducts:
 
 
 def export_csv(entries: Sequence[SavedEntry]) -> str:
+    return csv_text(CSV_FIELDS, [e.to_dict() for e in entries])
+
+
+def csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as CSV with a header: lists joined by spaces, formula-looking cells quoted."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore")
+    writer = csv.DictWriter(out, fields, extrasaction="ignore")
     writer.writeheader()
-    for entry in entries:
-        row = entry.to_dict()
-        row["colors"] = " ".join(row.get("colors") or ())
-        writer.writerow({k: _csv_safe(v) for k, v in row.items()})
+    for row in rows:
+        flat = {k: " ".join(v) if isinstance(v, list | tuple) else v for k, v in row.items()}
+        writer.writerow({k: _csv_safe(v) for k, v in flat.items()})
     return out.getvalue()
 
 

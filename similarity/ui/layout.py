@@ -9,10 +9,11 @@ from typing import Any
 import gradio as gr
 
 from ..accounts import Accounts
+from ..device import device_label
 from ..records import CATEGORIES, COLORS
 from ..regions.search import RegionSearch
 from ..saved import SavedProducts
-from ..search import DEFAULT_TOP_K, SearchService, device_label
+from ..search import DEFAULT_TOP_K, SearchService
 from . import format as fmt
 from . import steer
 from .api import SearchApi, steering_inputs, string_list_info

@@ -9,9 +9,7 @@ drawn points of one layout version, see ``map_data.MapSnapshot.selected_ids``).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -24,7 +22,7 @@ from ..catalog import CatalogEditor, ProductEdit
 from ..errors import LimitError, SimilarityError
 from ..ratelimit import client_key
 from ..records import CATEGORIES, Product
-from ..saved import SavedProducts, _csv_safe
+from ..saved import SavedProducts, csv_text
 from . import format as fmt
 from .catalog import CatalogHandlers
 from .handlers import user_errors
@@ -180,13 +178,7 @@ def _row(p: Product, xy: tuple[float, float] | None) -> dict[str, Any]:
 
 
 def export_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        flat = {k: " ".join(v) if isinstance(v, list | tuple) else v for k, v in row.items()}
-        writer.writerow({k: _csv_safe(v) for k, v in flat.items()})
-    return out.getvalue()
+    return csv_text(FIELDS, rows)
 
 
 def build_selection_panel(handlers: SelectionHandlers, chart: Any, sent: Any, ranking: list[Any]) -> None:
